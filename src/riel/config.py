@@ -1,0 +1,71 @@
+"""Broker and topic configuration: typed, with Kafka's names where Kafka has one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+DEFAULT_DATA_DIR: Final = Path.home() / ".local" / "share" / "riel"
+
+# Topic-level configs Riel understands, with their defaults (Kafka's names and defaults).
+TOPIC_CONFIG_DEFAULTS: Final[dict[str, str]] = {
+    "cleanup.policy": "delete",
+    "retention.ms": "604800000",
+    "retention.bytes": "-1",
+    "segment.bytes": "1073741824",
+    "segment.ms": "604800000",
+    "segment.index.bytes": "10485760",
+    "index.interval.bytes": "4096",
+    "max.message.bytes": "1048588",
+    "message.timestamp.type": "CreateTime",
+    "flush.messages": "9223372036854775807",
+    "flush.ms": "9223372036854775807",
+    "min.insync.replicas": "1",
+    "compression.type": "producer",
+}
+
+
+@dataclass(frozen=True)
+class FlushPolicy:
+    """When appended data is fsync'ed, and so what an acknowledgement promises.
+
+    ``always``: fsync before a produce is acknowledged (an acked message survives power loss).
+    ``interval``: fsync once ``messages`` have accumulated or ``ms`` have passed, whichever is first; an
+    acked message survives a crash of Riel (it is in the OS page cache) but the last interval may be lost
+    on power loss. ``os``: never fsync on our own; the OS writes back when it likes.
+    """
+
+    name: str = "always"
+    messages: int = 1
+    ms: int = 0
+
+    @classmethod
+    def parse(cls, spec: str) -> FlushPolicy:
+        """``always``, ``os``, or ``interval[:MESSAGES[:MS]]`` such as ``interval:10000:1000``."""
+        parts = spec.split(":")
+        if parts[0] == "always":
+            return cls("always", 1, 0)
+        if parts[0] == "os":
+            return cls("os", 0, 0)
+        if parts[0] == "interval":
+            messages = int(parts[1]) if len(parts) > 1 else 10_000
+            ms = int(parts[2]) if len(parts) > 2 else 1_000
+            return cls("interval", messages, ms)
+        raise ValueError(f"unknown flush policy {spec!r}: use always, os or interval[:MESSAGES[:MS]]")
+
+
+@dataclass
+class BrokerConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    port: int = 9092
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+    node_id: int = 0
+    cluster_id: str = "riel-cluster"
+    num_partitions: int = 1
+    auto_create_topics: bool = True
+    flush: FlushPolicy = field(default_factory=FlushPolicy)
+    max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
+    topic_defaults: dict[str, str] = field(default_factory=lambda: dict(TOPIC_CONFIG_DEFAULTS))
