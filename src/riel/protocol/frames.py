@@ -54,7 +54,8 @@ class FrameDecoder:
         if size is None or len(self._buf) - self._pos - 4 < size:
             return None
         start = self._pos + 4
-        frame = bytes(self._buf[start : start + size])
+        with memoryview(self._buf) as view:  # one copy, and the view is released before compaction
+            frame = bytes(view[start : start + size])
         self._pos = start + size
         if self._pos > 65536 and self._pos * 2 > len(self._buf):
             # Compact now and then so a long pipelined stream does not keep consumed bytes alive.

@@ -1,0 +1,3 @@
+from riel.cli.main import main
+
+main()

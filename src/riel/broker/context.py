@@ -1,0 +1,50 @@
+"""What every handler needs: the log, the broker's settings, a clock, and the append notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from riel.config import BrokerConfig
+from riel.storage.log_manager import LogManager
+from riel.storage.producer_ids import ProducerIdAllocator
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class BrokerContext:
+    config: BrokerConfig
+    log: LogManager
+    producer_ids: ProducerIdAllocator
+    clock_ms: Callable[[], int] = wall_clock_ms
+    _waiters: set[asyncio.Future[None]] = field(default_factory=set)
+
+    @property
+    def advertised_host(self) -> str:
+        return self.config.advertised_host or self.config.host
+
+    @property
+    def advertised_port(self) -> int:
+        return self.config.advertised_port or self.config.port
+
+    def notify_appended(self) -> None:
+        """Wake every long-polling fetch: new data may satisfy its min_bytes."""
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for_append(self, timeout_s: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(fut)

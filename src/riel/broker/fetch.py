@@ -1,0 +1,88 @@
+"""Fetch: long-poll reads served as file slices, so the server can sendfile them.
+
+Limits follow KIP-74: ``max_bytes`` caps the response and ``partition_max_bytes`` each partition, but the
+first batch of the first partition that has data is returned whole even when it is larger, so a
+consumer can never get stuck behind a big batch. Riel holds no fetch sessions (KIP-227 lets a broker
+decline them by answering session id 0), so every fetch is a full fetch.
+"""
+
+from __future__ import annotations
+
+import time
+
+from riel.broker.context import BrokerContext
+from riel.errors import ErrorCode, KafkaApiError
+from riel.protocol.headers import Request
+from riel.protocol.schema import Message
+from riel.storage.partition_log import FileSlice
+
+READ_COMMITTED = 1
+
+
+async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
+    body = request.body
+    max_wait_s = max(0, body["max_wait_ms"]) / 1000
+    deadline = time.monotonic() + max_wait_s
+    if body["session_epoch"] > 0 and body["session_id"] != 0:
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
+                "session_id": 0, "responses": []}
+    while True:
+        responses, total_bytes, errored = _read_all(ctx, body)
+        remaining = deadline - time.monotonic()
+        if total_bytes >= body["min_bytes"] or errored or remaining <= 0:
+            return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": responses}
+        _release(responses)
+        await ctx.wait_for_append(remaining)
+
+
+def _read_all(ctx: BrokerContext, body: Message) -> tuple[list[Message], int, bool]:
+    read_committed = body["isolation_level"] == READ_COMMITTED
+    budget = body["max_bytes"] if body["max_bytes"] > 0 else 2**31 - 1
+    total = 0
+    errored = False
+    responses: list[Message] = []
+    for topic in body["topics"]:
+        name = topic["topic"]
+        partitions: list[Message] = []
+        for part in topic["partitions"]:
+            entry: Message = {
+                "partition_index": part["partition"],
+                "error_code": 0,
+                "high_watermark": -1,
+                "last_stable_offset": -1,
+                "log_start_offset": -1,
+                "aborted_transactions": [] if read_committed else None,
+                "preferred_read_replica": -1,
+                "records": b"",
+            }
+            partitions.append(entry)
+            plog = ctx.log.partition(name, part["partition"])
+            if plog is None:
+                entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                errored = True
+                continue
+            entry["high_watermark"] = plog.high_watermark
+            entry["last_stable_offset"] = plog.high_watermark  # no transactions: LSO == HW
+            entry["log_start_offset"] = plog.log_start_offset
+            limit = min(part["partition_max_bytes"], budget - total)
+            if limit <= 0 and total > 0:
+                continue
+            try:
+                chunk = plog.read(part["fetch_offset"], max(limit, 0), min_one=total == 0)
+            except KafkaApiError as exc:
+                entry["error_code"] = exc.code
+                errored = True
+                continue
+            if chunk is not None:
+                entry["records"] = chunk
+                total += chunk.size
+        responses.append({"topic": name, "partitions": partitions})
+    return responses, total, errored
+
+
+def _release(responses: list[Message]) -> None:
+    for topic in responses:
+        for part in topic["partitions"]:
+            records = part["records"]
+            if isinstance(records, FileSlice):
+                records.close()

@@ -1,0 +1,67 @@
+"""ListOffsets (earliest, latest, by timestamp, max timestamp) and DeleteRecords."""
+
+from __future__ import annotations
+
+from riel.broker.context import BrokerContext
+from riel.errors import ErrorCode, KafkaApiError
+from riel.protocol.headers import Request
+from riel.protocol.schema import Message
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3  # KIP-734
+
+
+async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Message:
+    topics: list[Message] = []
+    for topic in request.body["topics"]:
+        partitions: list[Message] = []
+        for part in topic["partitions"]:
+            entry: Message = {"partition_index": part["partition_index"], "error_code": 0,
+                              "timestamp": -1, "offset": -1, "leader_epoch": -1}
+            partitions.append(entry)
+            plog = ctx.log.partition(topic["name"], part["partition_index"])
+            if plog is None:
+                entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            entry["leader_epoch"] = 0
+            wanted = part["timestamp"]
+            if wanted == LATEST:
+                entry["offset"] = plog.high_watermark
+            elif wanted == EARLIEST:
+                entry["offset"] = plog.log_start_offset
+            elif wanted == MAX_TIMESTAMP:
+                entry["offset"], entry["timestamp"] = plog.max_timestamp()
+            else:
+                found = plog.offset_for_timestamp(wanted)
+                if found is not None:
+                    entry["offset"], entry["timestamp"] = found
+        topics.append({"name": topic["name"], "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+async def handle_delete_records(ctx: BrokerContext, request: Request) -> Message:
+    topics: list[Message] = []
+    for topic in request.body["topics"]:
+        partitions: list[Message] = []
+        for part in topic["partitions"]:
+            entry: Message = {"partition_index": part["partition_index"], "low_watermark": -1,
+                              "error_code": 0}
+            partitions.append(entry)
+            plog = ctx.log.partition(topic["name"], part["partition_index"])
+            if plog is None:
+                entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            before = part["offset"]
+            if before == -1:  # -1 means "up to the high watermark"
+                before = plog.high_watermark
+            if before < 0 or before > plog.high_watermark:
+                entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                entry["low_watermark"] = plog.log_start_offset
+                continue
+            try:
+                entry["low_watermark"] = plog.delete_records(before)
+            except KafkaApiError as exc:
+                entry["error_code"] = exc.code
+        topics.append({"name": topic["name"], "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}

@@ -1,0 +1,66 @@
+"""Produce: validate each partition's batches, append them, answer with the assigned base offset."""
+
+from __future__ import annotations
+
+import logging
+
+from riel.broker.context import BrokerContext
+from riel.errors import ErrorCode, KafkaApiError, StorageError
+from riel.protocol.headers import Request
+from riel.protocol.schema import Message
+
+log = logging.getLogger(__name__)
+
+
+async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None:
+    body = request.body
+    acks = body["acks"]
+    now_ms = ctx.clock_ms()
+    responses: list[Message] = []
+    appended = False
+    for topic in body["topic_data"]:
+        name = topic["name"]
+        partitions: list[Message] = []
+        for part in topic["partition_data"]:
+            entry: Message = {"index": part["index"], "base_offset": -1, "log_append_time_ms": -1,
+                              "log_start_offset": -1}
+            if acks not in (-1, 0, 1):
+                entry["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
+                partitions.append(entry)
+                continue
+            if body["transactional_id"] is not None:
+                entry["error_code"] = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                entry["error_message"] = "transactions are not supported by this Riel version yet"
+                partitions.append(entry)
+                continue
+            plog = ctx.log.partition(name, part["index"])
+            if plog is None:
+                entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                entry["error_message"] = f"topic {name!r} partition {part['index']} does not exist"
+                partitions.append(entry)
+                continue
+            records = part["records"]
+            try:
+                # One copy out of the request frame, so the storage layer can patch offsets in place.
+                result = plog.append(bytearray(records if records is not None else b""), now_ms)
+            except KafkaApiError as exc:
+                entry["error_code"] = exc.code
+                entry["error_message"] = exc.message or None
+                entry["log_start_offset"] = plog.log_start_offset
+            except StorageError as exc:
+                log.error("append to %s-%d failed: %s", name, part["index"], exc)
+                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+                entry["error_message"] = str(exc)
+            else:
+                appended = True
+                entry["error_code"] = 0
+                entry["base_offset"] = result.base_offset
+                entry["log_append_time_ms"] = result.log_append_time_ms
+                entry["log_start_offset"] = result.log_start_offset
+            partitions.append(entry)
+        responses.append({"name": name, "partition_responses": partitions})
+    if appended:
+        ctx.notify_appended()
+    if acks == 0:
+        return None  # acks=0: the client expects no response at all.
+    return {"responses": responses, "throttle_time_ms": 0}

@@ -1,0 +1,26 @@
+"""InitProducerId: hands idempotent producers an id (and bumps epochs, KIP-360)."""
+
+from __future__ import annotations
+
+from riel.broker.context import BrokerContext
+from riel.errors import ErrorCode
+from riel.protocol.headers import Request
+from riel.protocol.schema import Message
+
+
+async def handle_init_producer_id(ctx: BrokerContext, request: Request) -> Message:
+    body = request.body
+    if body["transactional_id"] is not None:
+        # Transactions come with a later issue; fail fast and clearly instead of letting clients retry.
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "producer_id": -1, "producer_epoch": -1}
+    producer_id = body.get("producer_id", -1)
+    epoch = body.get("producer_epoch", -1)
+    if producer_id >= 0 and 0 <= epoch < 32766:
+        # KIP-360: an idempotent producer asks for an epoch bump to reset its sequences.
+        return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id,
+                "producer_epoch": epoch + 1}
+    return {"throttle_time_ms": 0, "error_code": 0, "producer_id": ctx.producer_ids.allocate(),
+            "producer_epoch": 0}
+
+

@@ -1,0 +1,1 @@
+"""The command line: ``riel serve`` and friends."""

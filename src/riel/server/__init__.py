@@ -1,0 +1,1 @@
+"""The only layer with sockets: the asyncio listener and the per-connection loop."""

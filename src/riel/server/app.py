@@ -1,0 +1,84 @@
+"""``riel serve``: open the log, listen, answer until SIGTERM/SIGINT, then shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from riel.broker.context import BrokerContext
+from riel.broker.router import Router
+from riel.config import BrokerConfig
+from riel.server.connection import KafkaConnection
+from riel.storage.log_manager import LogManager
+from riel.storage.producer_ids import ProducerIdAllocator
+
+log = logging.getLogger("riel")
+
+
+class RielServer:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.log_manager = LogManager(config.data_dir, config.flush, config.topic_defaults)
+        self.connections: set[KafkaConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        self.log_manager.open()
+        ctx = BrokerContext(
+            config=self.config,
+            log=self.log_manager,
+            producer_ids=ProducerIdAllocator(self.config.data_dir / "producer-ids"),
+        )
+        router = Router(ctx)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: KafkaConnection(router, self.config.max_request_bytes, self.connections),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+        )
+        sockets = self._server.sockets
+        if sockets and self.config.port == 0:
+            self.config.port = sockets[0].getsockname()[1]
+        log.info("riel %s listening on %s:%d, data in %s, flush policy %s", _version(), self.config.host,
+                 self.config.port, self.config.data_dir, self.config.flush.name)
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def serve_until_stopped(self) -> None:
+        await self._stopped.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        self.log_manager.close()
+        log.info("riel stopped cleanly")
+
+
+def _version() -> str:
+    from riel import __version__
+
+    return __version__
+
+
+async def _main(config: BrokerConfig) -> None:
+    server = RielServer(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_stop)
+    await server.serve_until_stopped()
+
+
+def run(config: BrokerConfig) -> None:
+    asyncio.run(_main(config))

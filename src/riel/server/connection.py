@@ -1,0 +1,189 @@
+"""One client connection: frames in, requests answered strictly in order, responses out.
+
+Reading is an ``asyncio.Protocol`` feeding the sans-I/O ``FrameDecoder``; a single worker task per
+connection handles requests one at a time (Kafka's ordering guarantee per connection). Reading pauses
+while too many frames wait, so a client pipelining faster than we answer cannot grow our memory
+without bound. A malformed frame closes this connection and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from typing import Final
+
+from riel.broker.router import Router
+from riel.errors import ProtocolError
+from riel.protocol.frames import FrameDecoder
+from riel.protocol.headers import decode_request, encode_response
+from riel.protocol.primitives import ExternalBytes
+from riel.storage.partition_log import FileSlice
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_FRAMES: Final = 32
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, router: Router, max_frame_size: int, connections: set[KafkaConnection]) -> None:
+        self._router = router
+        self._decoder = FrameDecoder(max_frame_size)
+        self._connections = connections
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._frame_ready = asyncio.Event()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._transport: asyncio.Transport | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._reading_paused = False
+        self._closed = False
+        self.peer = "?"
+
+    # --- asyncio.Protocol callbacks -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._connections.add(self)
+        self._worker = asyncio.get_running_loop().create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self._decoder.receive_data(data)
+            while (frame := self._decoder.next_frame()) is not None:
+                self._frames.append(frame)
+        except ProtocolError as exc:
+            self._abort(f"malformed frame: {exc}")
+            return
+        if self._frames:
+            self._frame_ready.set()
+        if len(self._frames) >= MAX_QUEUED_FRAMES and not self._reading_paused and self._transport:
+            self._transport.pause_reading()
+            self._reading_paused = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._connections.discard(self)
+        self._can_write.set()
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # --- the worker ---------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        try:
+            while not self._closed:
+                if not self._frames:
+                    self._frame_ready.clear()
+                    await self._frame_ready.wait()
+                    continue
+                frame = self._frames.popleft()
+                if self._reading_paused and len(self._frames) < MAX_QUEUED_FRAMES // 2 and self._transport:
+                    self._transport.resume_reading()
+                    self._reading_paused = False
+                await self._handle(frame)
+        except asyncio.CancelledError:
+            pass
+
+    async def _handle(self, frame: bytes) -> None:
+        try:
+            request = decode_request(frame)
+            body = await self._router.handle(request)
+        except ProtocolError as exc:
+            self._abort(str(exc))
+            return
+        except Exception:
+            log.exception("bug while handling a request from %s; closing that connection", self.peer)
+            self._abort("internal error")
+            return
+        if body is None:
+            return
+        chunks = encode_response(request, body)
+        try:
+            await self._send(chunks)
+        finally:
+            for chunk in chunks:
+                if isinstance(chunk, FileSlice):
+                    chunk.close()
+
+    async def _send(self, chunks: list[bytes | bytearray | ExternalBytes]) -> None:
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        for chunk in chunks:
+            if isinstance(chunk, FileSlice):
+                await self._send_file(transport, chunk)
+            elif isinstance(chunk, ExternalBytes):
+                raise TypeError(f"cannot send {type(chunk).__name__}")
+            else:
+                transport.write(chunk)
+            if self._closed:
+                return
+        await self._can_write.wait()
+
+    async def _send_file(self, transport: asyncio.Transport, chunk: FileSlice) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is None or transport.get_extra_info("sslcontext") is not None:
+            transport.write(chunk.read_bytes())
+            return
+        # Zero-copy: wait until everything queued before this slice is on the wire, then let the
+        # kernel move file pages straight to the socket. We call os.sendfile ourselves rather than
+        # loop.sendfile because the latter seeks the file object, and segment fds must not move.
+        await self._wait_flushed(transport)
+        loop = asyncio.get_running_loop()
+        fd = sock.fileno()
+        offset, remaining = chunk.position, chunk.size
+        while remaining > 0 and not self._closed:
+            try:
+                sent = os.sendfile(fd, chunk.fd, offset, remaining)
+            except BlockingIOError:
+                await self._writable(loop, fd)
+                continue
+            except OSError as exc:
+                self._abort(f"sendfile failed: {exc}")
+                return
+            if sent == 0:
+                # The file is shorter than the slice (it was truncated under us): give up on this
+                # connection rather than send a frame whose size prefix lies.
+                self._abort("segment shrank while being sent")
+                return
+            offset += sent
+            remaining -= sent
+
+    async def _wait_flushed(self, transport: asyncio.Transport) -> None:
+        # Usually the bytes before a slice (a small header) went straight to the socket and this
+        # returns at once; under backpressure we poll, since asyncio has no public "buffer empty" event.
+        while transport.get_write_buffer_size() > 0 and not self._closed:
+            await self._can_write.wait()
+            await asyncio.sleep(0.001)
+
+    @staticmethod
+    async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        fut: asyncio.Future[None] = loop.create_future()
+        loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
+        try:
+            await fut
+        finally:
+            loop.remove_writer(fd)
+
+    def _abort(self, reason: str) -> None:
+        if self._closed:
+            return
+        log.warning("closing connection from %s: %s", self.peer, reason)
+        self._closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.close()
