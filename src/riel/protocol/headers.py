@@ -97,7 +97,9 @@ def encode_response(request: Request, body: Message) -> list[bytes | bytearray |
     return chunks
 
 
-def decode_response(api: ApiSchema, version: int, frame: bytes | bytearray | memoryview) -> tuple[int, Message]:
+def decode_response(
+    api: ApiSchema, version: int, frame: bytes | bytearray | memoryview
+) -> tuple[int, Message]:
     """Parse a response frame without its size prefix: (correlation id, body). For tests and tools."""
     r = Reader(frame)
     correlation_id = r.int32()

@@ -174,7 +174,8 @@ class Field:
 
     ``type`` is a ``Type``, an ``Array`` or a list of ``Field`` (a nested struct). ``versions`` and
     ``nullable`` use Kafka's notation ("3+", "0-4", "none"). A field with ``tag`` is a tagged field in
-    the versions named by ``tagged`` (it is not written at all in other versions).
+    every flexible version of ``versions`` (Kafka's ``taggedVersions``, which equals ``versions`` in
+    every definition Riel uses), and is not written at all in other versions.
     """
 
     name: str
@@ -207,11 +208,12 @@ def _type_default(t: Type | Array | list[Field]) -> Any:
     return t.default()
 
 
-def _decoder_for(t: Type | Array | list[Field], version: int, flexible: bool, nullable: bool) -> Decoder:
+def _decoder_for(t: Type | Array | list[Field], version: int, flexible: bool, nullable: bool,
+                 name: str = "?") -> Decoder:
     if isinstance(t, list):
         return compile_struct(tuple(t), version, flexible)[0]
     if isinstance(t, Array):
-        element = _decoder_for(t.element, version, flexible, False)
+        element = _decoder_for(t.element, version, flexible, False, f"element of {name}")
         length = Reader.compact_array_length if flexible else Reader.array_length
 
         def read_array(r: Reader) -> list[Any] | None:
@@ -220,8 +222,21 @@ def _decoder_for(t: Type | Array | list[Field], version: int, flexible: bool, nu
                 return None
             return [element(r) for _ in range(n)]
 
-        return read_array
-    return t.decoder(version, flexible, nullable)
+        return read_array if nullable else _reject_null(read_array, name, version)
+    read = t.decoder(version, flexible, nullable)
+    return read if nullable or not isinstance(t, _String | _Bytes) else _reject_null(read, name, version)
+
+
+def _reject_null(read: Decoder, name: str, version: int) -> Decoder:
+    # Kafka refuses a null where the schema does not allow one ("non-nullable field was serialized as
+    # null"); so do we, so that handlers can trust a str to be a str and a list to be a list.
+    def read_not_null(r: Reader) -> Any:
+        value = read(r)
+        if value is None:
+            raise ProtocolError(f"{name} is null, which version {version} does not allow")
+        return value
+
+    return read_not_null
 
 
 def _encoder_for(t: Type | Array | list[Field], version: int, flexible: bool, nullable: bool) -> Encoder:
@@ -270,7 +285,7 @@ def compile_struct(fields: tuple[Field, ...], version: int, flexible: bool) -> t
         nullable = version in Versions.parse(f.nullable)
         compiled = _CompiledField(
             f.name,
-            _decoder_for(f.type, version, flexible, nullable),
+            _decoder_for(f.type, version, flexible, nullable, f.name),
             _encoder_for(f.type, version, flexible, nullable),
             default_factory,
             f.tag,

@@ -170,7 +170,12 @@ class KafkaConnection(asyncio.Protocol):
     @staticmethod
     async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         fut: asyncio.Future[None] = loop.create_future()
-        loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_writer(fd, ready)
         try:
             await fut
         finally:

@@ -1,10 +1,85 @@
 """Every API Riel speaks, by key. Each module describes one API with ``riel.protocol.schema``."""
 
+from riel.protocol.apis.alter_configs import ALTER_CONFIGS
 from riel.protocol.apis.api_versions import API_VERSIONS
+from riel.protocol.apis.create_partitions import CREATE_PARTITIONS
+from riel.protocol.apis.create_topics import CREATE_TOPICS
+from riel.protocol.apis.delete_groups import DELETE_GROUPS
+from riel.protocol.apis.delete_records import DELETE_RECORDS
+from riel.protocol.apis.delete_topics import DELETE_TOPICS
+from riel.protocol.apis.describe_configs import DESCRIBE_CONFIGS
+from riel.protocol.apis.describe_groups import DESCRIBE_GROUPS
+from riel.protocol.apis.fetch import FETCH
+from riel.protocol.apis.find_coordinator import FIND_COORDINATOR
+from riel.protocol.apis.heartbeat import HEARTBEAT
+from riel.protocol.apis.incremental_alter_configs import INCREMENTAL_ALTER_CONFIGS
+from riel.protocol.apis.init_producer_id import INIT_PRODUCER_ID
+from riel.protocol.apis.join_group import JOIN_GROUP
+from riel.protocol.apis.leave_group import LEAVE_GROUP
+from riel.protocol.apis.list_groups import LIST_GROUPS
+from riel.protocol.apis.list_offsets import LIST_OFFSETS
+from riel.protocol.apis.metadata import METADATA
+from riel.protocol.apis.offset_commit import OFFSET_COMMIT
+from riel.protocol.apis.offset_delete import OFFSET_DELETE
+from riel.protocol.apis.offset_fetch import OFFSET_FETCH
+from riel.protocol.apis.produce import PRODUCE
+from riel.protocol.apis.sync_group import SYNC_GROUP
 from riel.protocol.schema import ApiSchema
 
-ALL: tuple[ApiSchema, ...] = (API_VERSIONS,)
+ALL: tuple[ApiSchema, ...] = (
+    PRODUCE,
+    FETCH,
+    LIST_OFFSETS,
+    METADATA,
+    OFFSET_COMMIT,
+    OFFSET_FETCH,
+    FIND_COORDINATOR,
+    JOIN_GROUP,
+    HEARTBEAT,
+    LEAVE_GROUP,
+    SYNC_GROUP,
+    DESCRIBE_GROUPS,
+    LIST_GROUPS,
+    API_VERSIONS,
+    CREATE_TOPICS,
+    DELETE_TOPICS,
+    DELETE_RECORDS,
+    INIT_PRODUCER_ID,
+    DESCRIBE_CONFIGS,
+    ALTER_CONFIGS,
+    CREATE_PARTITIONS,
+    DELETE_GROUPS,
+    INCREMENTAL_ALTER_CONFIGS,
+    OFFSET_DELETE,
+)
 
 APIS: dict[int, ApiSchema] = {api.key: api for api in ALL}
 
-__all__ = ["ALL", "APIS", "API_VERSIONS"]
+__all__ = [
+    "ALL",
+    "ALTER_CONFIGS",
+    "APIS",
+    "API_VERSIONS",
+    "CREATE_PARTITIONS",
+    "CREATE_TOPICS",
+    "DELETE_GROUPS",
+    "DELETE_RECORDS",
+    "DELETE_TOPICS",
+    "DESCRIBE_CONFIGS",
+    "DESCRIBE_GROUPS",
+    "FETCH",
+    "FIND_COORDINATOR",
+    "HEARTBEAT",
+    "INCREMENTAL_ALTER_CONFIGS",
+    "INIT_PRODUCER_ID",
+    "JOIN_GROUP",
+    "LEAVE_GROUP",
+    "LIST_GROUPS",
+    "LIST_OFFSETS",
+    "METADATA",
+    "OFFSET_COMMIT",
+    "OFFSET_DELETE",
+    "OFFSET_FETCH",
+    "PRODUCE",
+    "SYNC_GROUP",
+]

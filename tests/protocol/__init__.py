@@ -1,0 +1,1 @@
+"""Protocol layer tests: codec units, parity with independent implementations, fuzzing."""
