@@ -1,0 +1,92 @@
+"""The topic configs the storage layer acts on, parsed once from Kafka's string form.
+
+Topic configs are stored as Kafka's strings (what DescribeConfigs shows); ``LogConfig`` is the typed
+view a partition log uses on the hot path. Configs Riel accepts but storage does not act on yet
+(retention, cleanup.policy, flush.*, compression.type, ...) are validated and stored all the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from riel.config import TOPIC_CONFIG_DEFAULTS
+from riel.errors import ErrorCode, KafkaApiError
+
+INT32_MAX: Final = 2**31 - 1
+INT64_MAX: Final = 2**63 - 1
+
+# name -> (minimum, maximum) for integer configs, Kafka's bounds.
+_INTEGER_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    "retention.ms": (-1, INT64_MAX),
+    "retention.bytes": (-(2**63), INT64_MAX),
+    "segment.bytes": (14, INT32_MAX),
+    "segment.ms": (1, INT64_MAX),
+    "segment.index.bytes": (4, INT32_MAX),
+    "index.interval.bytes": (0, INT32_MAX),
+    "max.message.bytes": (0, INT32_MAX),
+    "flush.messages": (1, INT64_MAX),
+    "flush.ms": (0, INT64_MAX),
+    "min.insync.replicas": (1, INT32_MAX),
+}
+_CHOICES: Final[dict[str, frozenset[str]]] = {
+    "cleanup.policy": frozenset({"delete", "compact", "compact,delete", "delete,compact"}),
+    "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
+    "compression.type": frozenset({"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}),
+}
+
+
+def validate_topic_configs(configs: dict[str, str]) -> dict[str, str]:
+    """A copy of ``configs`` if every name is a topic config Riel knows and every value parses;
+    ``KafkaApiError(INVALID_CONFIG)`` naming the first offending entry otherwise."""
+    for name, value in configs.items():
+        if name not in TOPIC_CONFIG_DEFAULTS:
+            raise KafkaApiError(ErrorCode.INVALID_CONFIG, f"unknown topic config {name!r}")
+        if not isinstance(value, str):
+            raise KafkaApiError(
+                ErrorCode.INVALID_CONFIG, f"config {name!r} needs a string value, got {value!r}"
+            )
+        bounds = _INTEGER_BOUNDS.get(name)
+        if bounds is not None:
+            try:
+                number = int(value)
+            except ValueError:
+                raise KafkaApiError(
+                    ErrorCode.INVALID_CONFIG, f"config {name!r} must be an integer, got {value!r}"
+                ) from None
+            if not bounds[0] <= number <= bounds[1]:
+                raise KafkaApiError(
+                    ErrorCode.INVALID_CONFIG,
+                    f"config {name!r} must be in [{bounds[0]}, {bounds[1]}], got {value}",
+                )
+        choices = _CHOICES.get(name)
+        if choices is not None and value not in choices:
+            raise KafkaApiError(
+                ErrorCode.INVALID_CONFIG, f"config {name!r} must be one of {sorted(choices)}, got {value!r}"
+            )
+    return dict(configs)
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Typed storage settings of one topic (from its effective configs)."""
+
+    segment_bytes: int = 1073741824
+    segment_ms: int = 604800000
+    index_interval_bytes: int = 4096
+    max_index_entries: int = 10485760 // 8
+    max_message_bytes: int = 1048588
+    log_append_time: bool = False
+
+    @classmethod
+    def from_configs(cls, effective: dict[str, str]) -> LogConfig:
+        """Parse effective configs (defaults overlaid with the topic's); missing keys use Kafka's defaults."""
+        merged = {**TOPIC_CONFIG_DEFAULTS, **effective}
+        return cls(
+            segment_bytes=int(merged["segment.bytes"]),
+            segment_ms=int(merged["segment.ms"]),
+            index_interval_bytes=int(merged["index.interval.bytes"]),
+            max_index_entries=max(1, int(merged["segment.index.bytes"]) // 8),
+            max_message_bytes=int(merged["max.message.bytes"]),
+            log_append_time=merged["message.timestamp.type"] == "LogAppendTime",
+        )

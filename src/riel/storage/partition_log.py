@@ -1,0 +1,629 @@
+"""The durable log of one partition: a directory of segments, appended to and read by offset.
+
+Directory layout (``<data_dir>/topics/<topic>-<partition>/``)::
+
+    00000000000000000000.log        record batches, verbatim, back to back
+    00000000000000000000.index      sparse offset index (rebuildable cache)
+    00000000000000000000.timeindex  sparse time index (rebuildable cache)
+    00000000000000004096.log ...    next segment, named by its base offset
+    00000000000000004096.snapshot   producer state as of offset 4096 (written at roll and clean close)
+    checkpoint.json                 {"recovery_point": N, "log_start_offset": M} (atomic)
+
+Durability discipline (Kafka's): the recovery point is the offset below which everything is known to
+be fsync'ed; it advances only after an fsync and is persisted lazily (at roll, clean close and
+``checkpoint()``), which is safe because persisting an older value only means validating more on the
+next unclean open. A roll always fsyncs the sealed segment and its indexes, whatever the flush policy,
+so an unclean open validates (CRC) only from the persisted recovery point's segment to the end.
+
+Not thread-safe: the broker calls everything from its single event-loop thread.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from riel.config import FlushPolicy
+from riel.errors import ErrorCode, KafkaApiError, StorageError
+from riel.records.batch import decode_batch
+from riel.records.batch_header import (
+    LOG_OVERHEAD,
+    TIMESTAMP_TYPE_MASK,
+    BatchHeader,
+    patch_base_offset,
+    set_log_append_time,
+    validate_batches,
+)
+from riel.records.errors import InvalidRecordError
+from riel.storage.atomic_file import TMP_SUFFIX, fsync_dir, write_file_atomically
+from riel.storage.file_slice import FileSlice
+from riel.storage.log_config import LogConfig
+from riel.storage.log_scan import INT32_MAX, producer_batch_headers
+from riel.storage.producer_state import (
+    ProducerStateManager,
+    load_latest_snapshot,
+    snapshot_offsets,
+    write_snapshot,
+)
+from riel.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, segment_file_name
+
+__all__ = ["AppendResult", "FileSlice", "PartitionLog"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE: Final = "checkpoint.json"
+_TIMESTAMP_TYPE_LOG_APPEND: Final = 1
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    log_start_offset: int
+
+
+class PartitionLog:
+    """Append, read and recover one partition's log. Create with ``PartitionLog.open``.
+
+    Failure modes: ``KafkaApiError``/``InvalidRecordError`` for a bad request (nothing is written);
+    ``StorageError`` when the disk fails. After a failed write that could not be undone, or any failed
+    fsync (whose outcome the kernel does not report reliably), the log refuses further appends until it
+    is reopened, which recovers it from disk.
+    """
+
+    def __init__(self, directory: Path, config: LogConfig, flush: FlushPolicy) -> None:
+        self.directory = directory
+        self._config = config
+        self._flush_always = flush.name == "always"
+        self._flush_interval = flush.name == "interval"
+        self._flush_messages = flush.messages
+        self._flush_ms = flush.ms
+        self._segments: list[LogSegment] = []
+        self._bases: list[int] = []  # segment base offsets, for bisect
+        self._active: LogSegment | None = None
+        self._log_start = 0
+        self._recovery_point = 0
+        self._persisted_checkpoint: tuple[int, int] | None = None
+        self._producers = ProducerStateManager()
+        self._unflushed_messages = 0
+        self._first_unflushed_ms: int | None = None
+        self._failure: str | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------------------------------------
+    # Properties
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def high_watermark(self) -> int:
+        """The log end offset (single node: every appended batch is committed)."""
+        return self._active_segment.next_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._active_segment.next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        """Offsets below this are fsync'ed."""
+        return self._recovery_point
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @property
+    def producer_state(self) -> ProducerStateManager:
+        return self._producers
+
+    @property
+    def _active_segment(self) -> LogSegment:
+        assert self._active is not None, "PartitionLog used before open()"
+        return self._active
+
+    def segment_base_offsets(self) -> list[int]:
+        return list(self._bases)
+
+    def size_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply new topic configs; they take effect from the next append."""
+        self._config = config
+        for segment in self._segments:
+            segment.index_interval = config.index_interval_bytes
+
+    # ----------------------------------------------------------------------------------------------
+    # Opening and recovery
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        flush: FlushPolicy,
+        *,
+        clean_shutdown: bool = False,
+        now_ms: int | None = None,
+    ) -> PartitionLog:
+        """Open (creating if needed) and recover the log in ``directory``.
+
+        After a clean shutdown only cheap checks run on the last segment (indexes valid, the batches
+        after its last index entry whole and CRC-clean); if they fail, or the shutdown was not clean,
+        every segment from the one holding the persisted recovery point is validated batch by batch
+        (CRC-32C), the first bad or torn batch and everything after it is truncated, and indexes are
+        rebuilt. Producer state is reloaded from the newest snapshot plus the batch headers after it.
+        """
+        now = _wall_clock_ms() if now_ms is None else now_ms
+        directory.mkdir(parents=True, exist_ok=True)
+        plog = cls(directory, config, flush)
+        bases = _remove_leftovers_and_list_segments(directory)
+        checkpoint = _read_checkpoint(directory)
+        plog._persisted_checkpoint = checkpoint
+        recovery_point = checkpoint[0] if checkpoint is not None else 0
+        plog._log_start = checkpoint[1] if checkpoint is not None else (bases[0] if bases else 0)
+        changed_files = False
+        # Segments wholly below the log start: a DeleteRecords persisted its offset, then crashed.
+        while len(bases) > 1 and bases[1] <= plog._log_start:
+            _delete_segment_files(directory, bases.pop(0))
+            changed_files = True
+        interval = config.index_interval_bytes
+        if not bases:
+            plog._install(
+                [LogSegment.create(directory, plog._log_start, now_ms=now, index_interval=interval)]
+            )
+            changed_files = True
+        else:
+            changed_files |= plog._recover_segments(bases, recovery_point, clean_shutdown, now)
+        plog._load_producer_state()
+        if plog._log_start > plog.high_watermark:
+            # Recovery lost data the log start had already moved past: restart empty at the log start,
+            # keeping (and persisting) the producer state the lost segments described.
+            log.warning(
+                "%s: log end %d is below log start %d after recovery; starting empty",
+                directory,
+                plog.high_watermark,
+                plog._log_start,
+            )
+            for segment in plog._segments:
+                segment.delete()
+            plog._install(
+                [LogSegment.create(directory, plog._log_start, now_ms=now, index_interval=interval)]
+            )
+            write_snapshot(directory, plog._log_start, plog._producers, keep_from=plog._log_start)
+            changed_files = True
+        plog._log_start = max(plog._log_start, plog._segments[0].base_offset)
+        plog._recovery_point = plog.high_watermark  # recovered segments were fsync'ed, the others sealed
+        if changed_files:
+            fsync_dir(directory)
+        plog.checkpoint()
+        return plog
+
+    def _install(self, segments: list[LogSegment]) -> None:
+        self._segments = segments
+        self._bases = [segment.base_offset for segment in segments]
+        self._active = segments[-1]
+
+    def _recover_segments(self, bases: list[int], recovery_point: int, clean: bool, now: int) -> bool:
+        """Open the segments at ``bases``; True if files were truncated or deleted."""
+        directory = self.directory
+        interval = self._config.index_interval_bytes
+        count = len(bases)
+        # After a clean shutdown only the last segment is checked; otherwise everything from the
+        # segment holding the recovery point is validated.
+        first_recovered = count - 1 if clean else max(0, bisect.bisect_right(bases, recovery_point) - 1)
+        segments = [
+            LogSegment.open_sealed(
+                directory, bases[i], next_offset=bases[i + 1], now_ms=now, index_interval=interval
+            )
+            for i in range(first_recovered)
+        ]
+        if clean:
+            active = LogSegment.open_after_clean_shutdown(
+                directory, bases[-1], now_ms=now, index_interval=interval
+            )
+            if active is not None:
+                self._install([*segments, active])
+                return False
+            log.warning("%s: clean-shutdown checks failed on the last segment; recovering it", directory)
+        changed = False
+        for i in range(first_recovered, count):
+            segment, scan = LogSegment.recover(directory, bases[i], now_ms=now, index_interval=interval)
+            segments.append(segment)
+            overlaps_next = i + 1 < count and bases[i + 1] < segment.next_offset
+            if scan.error is not None or overlaps_next:
+                reason = scan.error or f"its offsets run into the next segment {bases[i + 1]}"
+                log.warning(
+                    "%s: recovery truncated segment %d at byte %d (%s); removing %d later segment(s)",
+                    directory,
+                    bases[i],
+                    scan.valid_size,
+                    reason,
+                    count - i - 1,
+                )
+                for later in bases[i + 1 :]:
+                    _delete_segment_files(directory, later)
+                changed = True
+                break
+        self._install(segments)
+        return changed
+
+    def _load_producer_state(self) -> None:
+        """Newest snapshot at or below the log end, plus a replay of the batch headers after it."""
+        found = load_latest_snapshot(self.directory, self.high_watermark)
+        if found is None:
+            start, state = self._segments[0].base_offset, ProducerStateManager()
+        else:
+            start, state = found
+        replayed = False
+        for segment in self._segments:
+            if segment.next_offset <= start or segment.size == 0:
+                continue
+            position = 0
+            if start > segment.base_offset:
+                located = segment.find_batch(start)
+                position = located[0] if located is not None else segment.size
+            for header in producer_batch_headers(segment.log_path, position, segment.size):
+                state.update(header)
+                replayed = True
+        state.changed = replayed or found is None
+        self._producers = state
+
+    # ----------------------------------------------------------------------------------------------
+    # Appending
+
+    def append(self, batches: bytearray, now_ms: int) -> AppendResult:
+        """Validate, deduplicate, assign offsets to and store the batches of one produce request.
+
+        ``batches`` is patched in place (base offsets, and timestamps for LogAppendTime topics).
+        Raises ``InvalidRecordError``/``KafkaApiError`` for a bad request, ``StorageError`` for disk
+        failures; in both cases nothing of the request is visible in the log.
+        """
+        if self._failure is not None or self._closed:
+            raise StorageError(f"log {self.directory} is offline: {self._failure or 'closed'}")
+        config = self._config
+        headers = validate_batches(batches, config.max_message_bytes)
+        duplicate = self._producers.check(headers)
+        if duplicate is not None:
+            return AppendResult(duplicate.base_offset, duplicate.last_offset, -1, self._log_start)
+        segment = self._active_segment
+        base_offset = offset = segment.next_offset
+        log_append_time = config.log_append_time
+        position = 0
+        records = 0
+        max_timestamp = -1
+        for header in headers:
+            patch_base_offset(batches, position, offset)
+            header.base_offset = offset
+            if log_append_time:
+                header.crc = set_log_append_time(batches, position, now_ms)
+                header.max_timestamp = now_ms
+                header.attributes |= TIMESTAMP_TYPE_MASK
+            if header.max_timestamp > max_timestamp:
+                max_timestamp = header.max_timestamp
+            offset += header.last_offset_delta + 1
+            position += header.batch_length + LOG_OVERHEAD
+            records += header.records_count
+        last_offset = offset - 1
+        if segment.size and self._should_roll(segment, position, max_timestamp, last_offset, now_ms):
+            segment = self._roll(now_ms)
+        try:
+            segment.append(batches, headers)
+        except StorageError as exc:
+            if not segment.file_matches_size():  # the failed write could not be undone
+                self._failure = str(exc)
+            raise
+        producers = self._producers
+        for header in headers:
+            if header.producer_id >= 0:
+                producers.update(header)
+        if self._flush_always:
+            self.flush()
+        elif self._flush_interval:
+            self._unflushed_messages += records
+            if self._first_unflushed_ms is None:
+                self._first_unflushed_ms = now_ms
+            if (self._flush_messages > 0 and self._unflushed_messages >= self._flush_messages) or (
+                now_ms - self._first_unflushed_ms >= self._flush_ms
+            ):
+                self.flush()
+        return AppendResult(base_offset, last_offset, now_ms if log_append_time else -1, self._log_start)
+
+    def _should_roll(
+        self, segment: LogSegment, size: int, max_timestamp: int, last_offset: int, now_ms: int
+    ) -> bool:
+        """Kafka's rules: size, age (by the first batch's timestamp), index capacity, int32 offsets."""
+        config = self._config
+        if segment.size + size > config.segment_bytes or segment.size + size > INT32_MAX:
+            return True
+        first = segment.first_batch_timestamp
+        waited = max_timestamp - first if first is not None and first >= 0 else now_ms - segment.created_ms
+        if waited > config.segment_ms:
+            return True
+        if len(segment.offset_index) >= config.max_index_entries:
+            return True
+        return last_offset - segment.base_offset > INT32_MAX
+
+    def _roll(self, now_ms: int) -> LogSegment:
+        """Seal the active segment (fsync'ed whatever the flush policy) and start a new one."""
+        old = self._active_segment
+        try:
+            old.seal()
+        except OSError as exc:
+            self._failure = f"fsync failed while rolling: {exc}"
+            raise StorageError(self._failure) from exc
+        self._recovery_point = max(self._recovery_point, old.next_offset)
+        self._unflushed_messages = 0
+        self._first_unflushed_ms = None
+        new = LogSegment.create(
+            self.directory, old.next_offset, now_ms=now_ms, index_interval=self._config.index_interval_bytes
+        )
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        self._active = new
+        write_snapshot(self.directory, new.base_offset, self._producers, keep_from=new.base_offset)
+        self.checkpoint()
+        fsync_dir(self.directory)
+        return new
+
+    def flush(self) -> None:
+        """fsync everything appended so far and advance the recovery point."""
+        end = self.high_watermark
+        if self._recovery_point >= end:
+            return
+        try:
+            self._active_segment.flush()
+        except OSError as exc:
+            self._failure = f"fsync failed: {exc}"
+            raise StorageError(f"fsync of {self.directory} failed: {exc}") from exc
+        self._recovery_point = end
+        self._unflushed_messages = 0
+        self._first_unflushed_ms = None
+
+    def flush_if_due(self, now_ms: int) -> None:
+        """For the ``interval`` policy: flush when the oldest unflushed append is ``ms`` old."""
+        first = self._first_unflushed_ms
+        if self._flush_interval and first is not None and now_ms - first >= self._flush_ms:
+            self.flush()
+
+    def checkpoint(self) -> None:
+        """Persist the recovery point and log start offset if they moved (atomic file write)."""
+        current = (self._recovery_point, self._log_start)
+        if current == self._persisted_checkpoint:
+            return
+        data = json.dumps({"version": 1, "recovery_point": current[0], "log_start_offset": current[1]})
+        write_file_atomically(self.directory / CHECKPOINT_FILE, data.encode())
+        self._persisted_checkpoint = current
+
+    # ----------------------------------------------------------------------------------------------
+    # Reading
+
+    def read(self, offset: int, max_bytes: int, *, min_one: bool = True) -> FileSlice | None:
+        """Whole batches from the one containing ``offset``, within one segment, at most ``max_bytes``
+        (unless ``min_one`` and the first batch alone is larger: KIP-74). None at the log end, or when
+        the first batch does not fit and ``min_one`` is false.
+
+        The caller owns the returned ``FileSlice`` and must ``close()`` it after sending.
+        Raises ``KafkaApiError(OFFSET_OUT_OF_RANGE)`` outside [log start, log end].
+        """
+        end = self._active_segment.next_offset
+        if offset == end and offset >= self._log_start:
+            return None
+        if offset < self._log_start or offset > end:
+            raise KafkaApiError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"offset {offset} is outside [{self._log_start}, {end}]",
+            )
+        segments = self._segments
+        i = bisect.bisect_right(self._bases, offset) - 1
+        found: tuple[int, int] | None = None
+        segment = segments[i]
+        while True:
+            found = segment.find_batch(offset)
+            if found is not None:
+                break
+            i += 1  # the offset sits past this segment's last batch: start at the next segment
+            if i >= len(segments):
+                return None
+            segment = segments[i]
+        position, first_size = found
+        if first_size > max_bytes:
+            return FileSlice(segment.fd, position, first_size) if min_one else None
+        stop = segment.end_of_whole_batches(position, position + max_bytes)
+        return FileSlice(segment.fd, position, stop - position)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms``, or None.
+
+        Batches are found through the time indexes; the record inside the batch is found by decoding
+        it (decompressing if needed); if that is impossible (codec library missing) the batch's first
+        offset and max timestamp are returned instead.
+        """
+        start = self._log_start
+        for segment in self._segments:
+            if segment.next_offset <= start or segment.size == 0:
+                continue
+            if segment.largest_timestamp()[0] < timestamp_ms:
+                continue
+            found = segment.find_by_timestamp(timestamp_ms, start)
+            if found is not None:
+                return self._first_record_at_or_after(segment, found[0], found[1], timestamp_ms, start)
+        return None
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(offset, timestamp) of the first record with the largest timestamp at or after the log
+        start; (-1, -1) when there is none. Segments answer from their time index; only a segment cut
+        by the log start is walked batch by batch, since its maximum may be in a deleted record."""
+        start = self._log_start
+        best: tuple[int, int] | None = None  # (timestamp, offset)
+        for segment in self._segments:
+            if segment.next_offset <= start or segment.size == 0:
+                continue
+            timestamp, batch_offset = segment.largest_timestamp()
+            if timestamp < 0 or (best is not None and timestamp <= best[0]):
+                continue
+            if segment.base_offset < start:
+                candidate = self._live_maximum(segment, start)
+            else:
+                located = segment.position_of(batch_offset)
+                candidate = None
+                if located is not None:
+                    offset, found = self._first_record_at_or_after(segment, *located, timestamp, start)
+                    candidate = (found, offset)
+            if candidate is not None and (best is None or candidate[0] > best[0]):
+                best = candidate
+        return (best[1], best[0]) if best is not None else (-1, -1)
+
+    def _live_maximum(self, segment: LogSegment, start: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the largest-timestamp record at or after ``start`` in ``segment``."""
+        located = segment.find_batch(start)
+        if located is None:
+            return None
+        position = located[0]
+        winner: tuple[int, int, BatchHeader] | None = None  # (timestamp, position, header)
+        while position < segment.size:
+            header = segment.read_header(position)
+            timestamp = header.max_timestamp
+            if header.base_offset < start and header.timestamp_type != _TIMESTAMP_TYPE_LOG_APPEND:
+                try:  # the first batch is cut by the log start: only its live records count
+                    live = decode_batch(segment.read_bytes(position, header.size), verify_crc=False)
+                    timestamp = max(r.timestamp for r in live if r.offset >= start)
+                except (InvalidRecordError, ValueError):
+                    pass
+            if winner is None or timestamp > winner[0]:
+                winner = (timestamp, position, header)
+            position += header.size
+        if winner is None or winner[0] < 0:
+            return None
+        offset, found = self._first_record_at_or_after(segment, winner[1], winner[2], winner[0], start)
+        return found, offset
+
+    def _first_record_at_or_after(
+        self, segment: LogSegment, position: int, header: BatchHeader, timestamp: int, min_offset: int
+    ) -> tuple[int, int]:
+        fallback = (max(header.base_offset, min_offset), header.max_timestamp)
+        if header.timestamp_type == _TIMESTAMP_TYPE_LOG_APPEND:
+            return fallback  # every record carries the batch's max timestamp
+        try:
+            records = decode_batch(segment.read_bytes(position, header.size), verify_crc=False)
+        except InvalidRecordError:
+            return fallback
+        for record in records:
+            if record.timestamp >= timestamp and record.offset >= min_offset:
+                return record.offset, record.timestamp
+        return fallback
+
+    # ----------------------------------------------------------------------------------------------
+    # Deleting
+
+    def delete_records(self, before_offset: int) -> int:
+        """Move the log start offset up to ``before_offset`` (persisted before any file goes) and delete
+        the segments wholly below it. Returns the new log start offset.
+
+        Raises ``KafkaApiError(OFFSET_OUT_OF_RANGE)`` if ``before_offset`` is negative or above the log end.
+        """
+        end = self.high_watermark
+        if before_offset < 0 or before_offset > end:
+            raise KafkaApiError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"cannot delete records before {before_offset}: log ends at {end}",
+            )
+        if before_offset <= self._log_start:
+            return self._log_start
+        self._log_start = before_offset
+        self.checkpoint()
+        active = self._active_segment
+        if active.size and active.next_offset <= before_offset:
+            self._roll(_wall_clock_ms())  # every batch goes: keep an empty active segment at the end
+        removed = False
+        while len(self._segments) > 1 and self._segments[1].base_offset <= before_offset:
+            self._segments.pop(0).delete()
+            self._bases.pop(0)
+            removed = True
+        if removed:
+            fsync_dir(self.directory)
+        return self._log_start
+
+    # ----------------------------------------------------------------------------------------------
+    # Closing
+
+    def close(self, *, clean: bool = True) -> None:
+        """Release the files. ``clean``: first fsync everything, seal the active segment's indexes, write
+        a producer-state snapshot at the log end and persist the checkpoint, so the next open can skip
+        recovery. ``clean=False`` just drops the descriptors, as a crash would."""
+        if self._closed:
+            return
+        try:
+            if clean and self._failure is None:
+                self.flush()
+                self._active_segment.seal()
+                end = self.high_watermark
+                offsets = snapshot_offsets(self.directory)
+                if self._producers.changed or not offsets or offsets[-1] != end:
+                    write_snapshot(self.directory, end, self._producers, keep_from=self._bases[-1])
+                self._recovery_point = end
+                self.checkpoint()
+        finally:
+            for segment in self._segments:
+                segment.close()
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"PartitionLog({self.directory}, start={self._log_start}, end={self.high_watermark})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Files of a partition directory
+
+
+def _read_checkpoint(directory: Path) -> tuple[int, int] | None:
+    """(recovery point, log start offset), or None if missing or unreadable (then recover everything)."""
+    try:
+        data = json.loads((directory / CHECKPOINT_FILE).read_text())
+        return int(data["recovery_point"]), int(data["log_start_offset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _delete_segment_files(directory: Path, base_offset: int) -> None:
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / segment_file_name(base_offset, suffix)).unlink()
+
+
+def _remove_leftovers_and_list_segments(directory: Path) -> list[int]:
+    """Delete temporary files and indexes without a log; return the segment base offsets, ascending."""
+    bases: list[int] = []
+    index_files: list[tuple[int, Path]] = []
+    for entry in os.scandir(directory):
+        name = entry.name
+        if name.endswith(TMP_SUFFIX):
+            Path(entry.path).unlink(missing_ok=True)
+            continue
+        stem, dot, suffix = name.partition(".")
+        if not (dot and stem.isdigit()):
+            continue
+        if "." + suffix == LOG_SUFFIX:
+            bases.append(int(stem))
+        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+            index_files.append((int(stem), Path(entry.path)))
+    known = set(bases)
+    for base, path in index_files:
+        if base not in known:
+            path.unlink(missing_ok=True)
+    return sorted(bases)
