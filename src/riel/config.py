@@ -55,6 +55,27 @@ class FlushPolicy:
         raise ValueError(f"unknown flush policy {spec!r}: use always, os or interval[:MESSAGES[:MS]]")
 
 
+@dataclass(frozen=True)
+class GroupConfig:
+    """Consumer-group coordinator settings, with Kafka's broker config names in the comments.
+
+    ``initial_rebalance_delay_ms`` differs from Kafka's default (3000 ms): Kafka waits that long for
+    more members before the first rebalance of an empty group; Riel's default is small so that a lone
+    consumer gets its first message well within a second of ``subscribe()``.
+    """
+
+    initial_rebalance_delay_ms: int = 100  # group.initial.rebalance.delay.ms
+    min_session_timeout_ms: int = 6_000  # group.min.session.timeout.ms
+    max_session_timeout_ms: int = 1_800_000  # group.max.session.timeout.ms
+    offsets_retention_minutes: int = 7 * 24 * 60  # offsets.retention.minutes
+    offsets_retention_check_interval_ms: int = 600_000  # offsets.retention.check.interval.ms
+    offset_metadata_max_bytes: int = 4096  # offset.metadata.max.bytes
+
+    @property
+    def offsets_retention_ms(self) -> int:
+        return self.offsets_retention_minutes * 60_000
+
+
 @dataclass
 class BrokerConfig:
     data_dir: Path = DEFAULT_DATA_DIR
@@ -69,3 +90,4 @@ class BrokerConfig:
     flush: FlushPolicy = field(default_factory=FlushPolicy)
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
     topic_defaults: dict[str, str] = field(default_factory=lambda: dict(TOPIC_CONFIG_DEFAULTS))
+    groups: GroupConfig = field(default_factory=lambda: GroupConfig())

@@ -53,26 +53,79 @@ class Harness:
         assert correlation == self._correlation
         return decoded
 
-    def create_topic(self, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> dict[str, Any]:
-        resp = self.call(19, 5, {"topics": [{"name": name, "num_partitions": partitions, "replication_factor": 1,
-                                             "assignments": [], "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}],
-                                 "timeout_ms": 1000, "validate_only": False})
+    def create_topic(
+        self, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        resp = self.call(
+            19,
+            5,
+            {
+                "topics": [
+                    {
+                        "name": name,
+                        "num_partitions": partitions,
+                        "replication_factor": 1,
+                        "assignments": [],
+                        "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()],
+                    }
+                ],
+                "timeout_ms": 1000,
+                "validate_only": False,
+            },
+        )
         assert resp is not None
         topic: dict[str, Any] = resp["topics"][0]
         return topic
 
-    def produce(self, topic: str, partition: int, records: bytes, acks: int = -1, version: int = 9) -> dict[str, Any] | None:
-        resp = self.call(0, version, {"transactional_id": None, "acks": acks, "timeout_ms": 1000, "topic_data": [
-            {"name": topic, "partition_data": [{"index": partition, "records": records}]}]})
+    def produce(
+        self, topic: str, partition: int, records: bytes, acks: int = -1, version: int = 9
+    ) -> dict[str, Any] | None:
+        resp = self.call(
+            0,
+            version,
+            {
+                "transactional_id": None,
+                "acks": acks,
+                "timeout_ms": 1000,
+                "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}],
+            },
+        )
         return None if resp is None else resp["responses"][0]["partition_responses"][0]
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20,
-              partition_max_bytes: int = 1 << 20, version: int = 12) -> dict[str, Any]:
-        resp = self.call(1, version, {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": max_bytes,
-                                      "isolation_level": 0, "session_id": 0, "session_epoch": -1,
-                                      "topics": [{"topic": topic, "partitions": [
-                                          {"partition": partition, "fetch_offset": offset,
-                                           "partition_max_bytes": partition_max_bytes}]}]})
+    def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_bytes: int = 1 << 20,
+        partition_max_bytes: int = 1 << 20,
+        version: int = 12,
+    ) -> dict[str, Any]:
+        resp = self.call(
+            1,
+            version,
+            {
+                "replica_id": -1,
+                "max_wait_ms": 0,
+                "min_bytes": 1,
+                "max_bytes": max_bytes,
+                "isolation_level": 0,
+                "session_id": 0,
+                "session_epoch": -1,
+                "topics": [
+                    {
+                        "topic": topic,
+                        "partitions": [
+                            {
+                                "partition": partition,
+                                "fetch_offset": offset,
+                                "partition_max_bytes": partition_max_bytes,
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
         assert resp is not None
         part: dict[str, Any] = resp["responses"][0]["partitions"][0]
         return part
@@ -86,8 +139,19 @@ def broker(tmp_path: Path) -> Iterator[Harness]:
 
 
 def batch(n: int, start: int = 0, ts: int = 1_700_000_000_000, **kw: Any) -> bytes:
-    return encode_batch([Record(offset=i, timestamp=ts + i, key=f"k{start + i}".encode(),
-                                value=f"v{start + i}".encode(), headers=[("h", b"1")]) for i in range(n)], **kw)
+    return encode_batch(
+        [
+            Record(
+                offset=i,
+                timestamp=ts + i,
+                key=f"k{start + i}".encode(),
+                value=f"v{start + i}".encode(),
+                headers=[("h", b"1")],
+            )
+            for i in range(n)
+        ],
+        **kw,
+    )
 
 
 def test_api_versions_advertises_exactly_the_served_apis(broker: Harness) -> None:
@@ -102,7 +166,9 @@ def test_api_versions_advertises_exactly_the_served_apis(broker: Harness) -> Non
 
 
 def test_api_versions_unknown_version_gets_error_35_in_v0_layout(broker: Harness) -> None:
-    frame = encode_request(APIS[18], 3, 42, "t", {"client_software_name": "t", "client_software_version": "1"})
+    frame = encode_request(
+        APIS[18], 3, 42, "t", {"client_software_name": "t", "client_software_version": "1"}
+    )
     raw = bytearray(frame)
     raw[6:8] = (99).to_bytes(2, "big")  # ApiVersions v99
     request = decode_request(bytes(raw[4:]))
@@ -128,7 +194,9 @@ def test_produce_then_fetch_returns_stored_batches_with_assigned_offsets(broker:
     from riel.records.batch import decode_batch
 
     records = decode_batch(bytes(part["records"]))
-    assert [(r.offset, r.key, r.value) for r in records] == [(i, f"k{i}".encode(), f"v{i}".encode()) for i in range(5)]
+    assert [(r.offset, r.key, r.value) for r in records] == [
+        (i, f"k{i}".encode(), f"v{i}".encode()) for i in range(5)
+    ]
     # Fetching from the middle of a batch returns that whole batch (the client skips what it did not ask for).
     assert decode_batch(bytes(broker.fetch("t", 1, 4)["records"]))[0].offset == 3
 
@@ -166,8 +234,11 @@ def test_produce_errors(broker: Harness) -> None:
 
 def test_idempotent_duplicate_is_acknowledged_with_original_offset(broker: Harness) -> None:
     broker.create_topic("t")
-    pid_resp = broker.call(22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
-                                   "producer_id": -1, "producer_epoch": -1})
+    pid_resp = broker.call(
+        22,
+        4,
+        {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1},
+    )
     assert pid_resp is not None and pid_resp["error_code"] == 0
     pid = pid_resp["producer_id"]
     b0 = batch(3, producer_id=pid, producer_epoch=0, base_sequence=0)
@@ -178,8 +249,11 @@ def test_idempotent_duplicate_is_acknowledged_with_original_offset(broker: Harne
     assert gap is not None and gap["error_code"] == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert broker.fetch("t", 0, 0)["high_watermark"] == 3
     # Producer ids are never handed out twice.
-    other = broker.call(22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
-                                "producer_id": -1, "producer_epoch": -1})
+    other = broker.call(
+        22,
+        4,
+        {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1},
+    )
     assert other is not None and other["producer_id"] != pid
 
 
@@ -189,8 +263,15 @@ def test_list_offsets_earliest_latest_time_and_max(broker: Harness) -> None:
     broker.produce("t", 0, batch(3, ts=5000))
 
     def offsets(ts: int) -> tuple[int, int]:
-        resp = broker.call(2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
-            {"name": "t", "partitions": [{"partition_index": 0, "timestamp": ts}]}]})
+        resp = broker.call(
+            2,
+            7,
+            {
+                "replica_id": -1,
+                "isolation_level": 0,
+                "topics": [{"name": "t", "partitions": [{"partition_index": 0, "timestamp": ts}]}],
+            },
+        )
         assert resp is not None
         p = resp["topics"][0]["partitions"][0]
         assert p["error_code"] == 0
@@ -206,8 +287,11 @@ def test_list_offsets_earliest_latest_time_and_max(broker: Harness) -> None:
 def test_delete_records_moves_log_start(broker: Harness) -> None:
     broker.create_topic("t")
     broker.produce("t", 0, batch(5))
-    resp = broker.call(21, 2, {"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 3}]}],
-                               "timeout_ms": 1000})
+    resp = broker.call(
+        21,
+        2,
+        {"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 3}]}], "timeout_ms": 1000},
+    )
     assert resp is not None
     assert resp["topics"][0]["partitions"][0]["low_watermark"] == 3
     assert broker.fetch("t", 0, 0)["error_code"] == ErrorCode.OFFSET_OUT_OF_RANGE
@@ -215,17 +299,38 @@ def test_delete_records_moves_log_start(broker: Harness) -> None:
 
 
 def test_metadata_auto_creates_and_reports_topic_ids(broker: Harness) -> None:
-    resp = broker.call(3, 12, {"topics": [{"topic_id": uuid.UUID(int=0), "name": "auto"}],
-                               "allow_auto_topic_creation": True, "include_topic_authorized_operations": False})
+    resp = broker.call(
+        3,
+        12,
+        {
+            "topics": [{"topic_id": uuid.UUID(int=0), "name": "auto"}],
+            "allow_auto_topic_creation": True,
+            "include_topic_authorized_operations": False,
+        },
+    )
     assert resp is not None
     topic = resp["topics"][0]
     assert topic["error_code"] == 0 and topic["topic_id"].int != 0 and len(topic["partitions"]) == 1
     assert resp["brokers"] == [{"node_id": 0, "host": "127.0.0.1", "port": 9999, "rack": None}]
-    none = broker.call(3, 12, {"topics": [{"topic_id": uuid.UUID(int=0), "name": "nope"}],
-                               "allow_auto_topic_creation": False, "include_topic_authorized_operations": False})
+    none = broker.call(
+        3,
+        12,
+        {
+            "topics": [{"topic_id": uuid.UUID(int=0), "name": "nope"}],
+            "allow_auto_topic_creation": False,
+            "include_topic_authorized_operations": False,
+        },
+    )
     assert none is not None and none["topics"][0]["error_code"] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    by_id = broker.call(3, 12, {"topics": [{"topic_id": topic["topic_id"], "name": None}],
-                                "allow_auto_topic_creation": False, "include_topic_authorized_operations": False})
+    by_id = broker.call(
+        3,
+        12,
+        {
+            "topics": [{"topic_id": topic["topic_id"], "name": None}],
+            "allow_auto_topic_creation": False,
+            "include_topic_authorized_operations": False,
+        },
+    )
     assert by_id is not None and by_id["topics"][0]["name"] == "auto"
 
 
@@ -234,12 +339,28 @@ def test_topic_admin_errors(broker: Harness) -> None:
     assert broker.create_topic("t")["error_code"] == ErrorCode.TOPIC_ALREADY_EXISTS
     assert broker.create_topic("bad name!")["error_code"] == ErrorCode.INVALID_TOPIC_EXCEPTION
     assert broker.create_topic("c", configs={"no.such": "1"})["error_code"] == ErrorCode.INVALID_CONFIG
-    assert broker.create_topic("c", configs={"retention.ms": "soon"})["error_code"] == ErrorCode.INVALID_CONFIG
-    resp = broker.call(37, 2, {"topics": [{"name": "t", "count": 1, "assignments": None}], "timeout_ms": 1000,
-                               "validate_only": False})
+    assert (
+        broker.create_topic("c", configs={"retention.ms": "soon"})["error_code"] == ErrorCode.INVALID_CONFIG
+    )
+    resp = broker.call(
+        37,
+        2,
+        {
+            "topics": [{"name": "t", "count": 1, "assignments": None}],
+            "timeout_ms": 1000,
+            "validate_only": False,
+        },
+    )
     assert resp is not None and resp["results"][0]["error_code"] == ErrorCode.INVALID_PARTITIONS
-    resp = broker.call(37, 2, {"topics": [{"name": "t", "count": 4, "assignments": None}], "timeout_ms": 1000,
-                               "validate_only": False})
+    resp = broker.call(
+        37,
+        2,
+        {
+            "topics": [{"name": "t", "count": 4, "assignments": None}],
+            "timeout_ms": 1000,
+            "validate_only": False,
+        },
+    )
     assert resp is not None and resp["results"][0]["error_code"] == 0
     assert broker.log.topics()["t"].partitions == 4
     resp = broker.call(20, 4, {"topic_names": ["t", "nope"], "timeout_ms": 1000})
@@ -252,28 +373,72 @@ def test_configs_describe_alter_incremental(broker: Harness) -> None:
     broker.create_topic("t", configs={"retention.ms": "1000"})
 
     def describe() -> dict[str, tuple[str, int]]:
-        resp = broker.call(32, 4, {"resources": [{"resource_type": 2, "resource_name": "t",
-                                                  "configuration_keys": None}],
-                                   "include_synonyms": False, "include_documentation": False})
+        resp = broker.call(
+            32,
+            4,
+            {
+                "resources": [{"resource_type": 2, "resource_name": "t", "configuration_keys": None}],
+                "include_synonyms": False,
+                "include_documentation": False,
+            },
+        )
         assert resp is not None and resp["results"][0]["error_code"] == 0
         return {c["name"]: (c["value"], c["config_source"]) for c in resp["results"][0]["configs"]}
 
     assert describe()["retention.ms"] == ("1000", 1)
     assert describe()["segment.bytes"] == (TOPIC_CONFIG_DEFAULTS["segment.bytes"], 5)
-    resp = broker.call(44, 1, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": [
-        {"name": "cleanup.policy", "config_operation": 0, "value": "compact"},
-        {"name": "retention.ms", "config_operation": 1, "value": None}]}], "validate_only": False})
+    resp = broker.call(
+        44,
+        1,
+        {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": "t",
+                    "configs": [
+                        {"name": "cleanup.policy", "config_operation": 0, "value": "compact"},
+                        {"name": "retention.ms", "config_operation": 1, "value": None},
+                    ],
+                }
+            ],
+            "validate_only": False,
+        },
+    )
     assert resp is not None and resp["responses"][0]["error_code"] == 0
     current = describe()
     assert current["cleanup.policy"] == ("compact", 1)
     assert current["retention.ms"] == (TOPIC_CONFIG_DEFAULTS["retention.ms"], 5)
-    resp = broker.call(33, 2, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": [
-        {"name": "max.message.bytes", "value": "2000"}]}], "validate_only": False})
+    resp = broker.call(
+        33,
+        2,
+        {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": "t",
+                    "configs": [{"name": "max.message.bytes", "value": "2000"}],
+                }
+            ],
+            "validate_only": False,
+        },
+    )
     assert resp is not None and resp["responses"][0]["error_code"] == 0
     current = describe()
     assert current["max.message.bytes"] == ("2000", 1) and current["cleanup.policy"][1] == 5
-    bad = broker.call(33, 2, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": [
-        {"name": "max.message.bytes", "value": "x"}]}], "validate_only": False})
+    bad = broker.call(
+        33,
+        2,
+        {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": "t",
+                    "configs": [{"name": "max.message.bytes", "value": "x"}],
+                }
+            ],
+            "validate_only": False,
+        },
+    )
     assert bad is not None and bad["responses"][0]["error_code"] == ErrorCode.INVALID_CONFIG
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from riel.broker.context import BrokerContext
-from riel.broker.topic_configs import CONFIG_TYPES, validate_topic_configs
+from riel.broker.topic_configs import CONFIG_TYPES
 from riel.errors import ErrorCode, KafkaApiError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
+from riel.storage.log_config import validate_topic_configs
 
 TOPIC = 2
 BROKER = 4
@@ -34,8 +35,13 @@ async def handle_describe_configs(ctx: BrokerContext, request: Request) -> Messa
     body = request.body
     results: list[Message] = []
     for res in body["resources"]:
-        entry: Message = {"error_code": 0, "error_message": None, "resource_type": res["resource_type"],
-                          "resource_name": res["resource_name"], "configs": []}
+        entry: Message = {
+            "error_code": 0,
+            "error_message": None,
+            "resource_type": res["resource_type"],
+            "resource_name": res["resource_name"],
+            "configs": [],
+        }
         results.append(entry)
         keys: list[str] | None = res["configuration_keys"]
         if res["resource_type"] == TOPIC:
@@ -49,22 +55,29 @@ async def handle_describe_configs(ctx: BrokerContext, request: Request) -> Messa
                 if keys is not None and name not in keys:
                     continue
                 source = SOURCE_DYNAMIC_TOPIC if name in info.configs else SOURCE_DEFAULT
-                entry["configs"].append(_config_entry(name, effective[name], source, CONFIG_TYPES.get(name, 2),
-                                                      body["include_synonyms"]))
+                entry["configs"].append(
+                    _config_entry(
+                        name, effective[name], source, CONFIG_TYPES.get(name, 2), body["include_synonyms"]
+                    )
+                )
         elif res["resource_type"] == BROKER:
             for name, value in sorted(_broker_configs(ctx).items()):
                 if keys is not None and name not in keys:
                     continue
-                entry["configs"].append(_config_entry(name, value, SOURCE_STATIC_BROKER, 2,
-                                                      body["include_synonyms"], read_only=True))
+                entry["configs"].append(
+                    _config_entry(
+                        name, value, SOURCE_STATIC_BROKER, 2, body["include_synonyms"], read_only=True
+                    )
+                )
         else:
             entry["error_code"] = ErrorCode.INVALID_REQUEST
             entry["error_message"] = f"resource type {res['resource_type']} is not supported"
     return {"throttle_time_ms": 0, "results": results}
 
 
-def _config_entry(name: str, value: str, source: int, config_type: int, synonyms: bool,
-                  read_only: bool = False) -> Message:
+def _config_entry(
+    name: str, value: str, source: int, config_type: int, synonyms: bool, read_only: bool = False
+) -> Message:
     return {
         "name": name,
         "value": value,
@@ -89,12 +102,15 @@ def _resource_response(res: Message, exc: KafkaApiError | None) -> Message:
 
 def _check_topic(ctx: BrokerContext, res: Message) -> dict[str, str]:
     if res["resource_type"] != TOPIC:
-        raise KafkaApiError(ErrorCode.INVALID_REQUEST,
-                            "only topic configs can be altered; broker settings come from `riel serve` flags")
+        raise KafkaApiError(
+            ErrorCode.INVALID_REQUEST,
+            "only topic configs can be altered; broker settings come from `riel serve` flags",
+        )
     info = ctx.log.topics().get(res["resource_name"])
     if info is None:
-        raise KafkaApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                            f"topic {res['resource_name']!r} does not exist")
+        raise KafkaApiError(
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {res['resource_name']!r} does not exist"
+        )
     return dict(info.configs)
 
 
@@ -143,7 +159,9 @@ def _apply(current: dict[str, str], change: Message) -> None:
         current.pop(name, None)
     elif op in (APPEND, SUBTRACT):
         if CONFIG_TYPES.get(name) != 7:
-            raise KafkaApiError(ErrorCode.INVALID_CONFIG, f"APPEND/SUBTRACT only apply to list configs, not {name!r}")
+            raise KafkaApiError(
+                ErrorCode.INVALID_CONFIG, f"APPEND/SUBTRACT only apply to list configs, not {name!r}"
+            )
         items = [v for v in current.get(name, "").split(",") if v]
         for v in (value or "").split(","):
             if op == APPEND and v and v not in items:

@@ -24,8 +24,12 @@ async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
     max_wait_s = max(0, body["max_wait_ms"]) / 1000
     deadline = time.monotonic() + max_wait_s
     if body["session_epoch"] > 0 and body["session_id"] != 0:
-        return {"throttle_time_ms": 0, "error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
-                "session_id": 0, "responses": []}
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
+            "session_id": 0,
+            "responses": [],
+        }
     while True:
         responses, total_bytes, errored = _read_all(ctx, body)
         remaining = deadline - time.monotonic()

@@ -57,12 +57,14 @@ async def handle_metadata(ctx: BrokerContext, request: Request) -> Message:
             topics.append(_lookup_topic(ctx, wanted, allow_create))
     return {
         "throttle_time_ms": 0,
-        "brokers": [{
-            "node_id": ctx.config.node_id,
-            "host": ctx.advertised_host,
-            "port": ctx.advertised_port,
-            "rack": None,
-        }],
+        "brokers": [
+            {
+                "node_id": ctx.config.node_id,
+                "host": ctx.advertised_host,
+                "port": ctx.advertised_port,
+                "rack": None,
+            }
+        ],
         "cluster_id": ctx.config.cluster_id,
         "controller_id": ctx.config.node_id,
         "topics": topics,
@@ -76,8 +78,13 @@ def _lookup_topic(ctx: BrokerContext, wanted: Message, allow_create: bool) -> Me
     if not name and topic_id is not None and topic_id.int != 0:
         by_id = ctx.log.topic_by_id(topic_id)
         if by_id is None:
-            return {"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": topic_id,
-                    "partitions": [], "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+            return {
+                "error_code": ErrorCode.UNKNOWN_TOPIC_ID,
+                "name": None,
+                "topic_id": topic_id,
+                "partitions": [],
+                "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+            }
         return topic_entry(ctx, by_id)
     name = name or ""
     topic = ctx.log.topics().get(name)
@@ -92,5 +99,11 @@ def _lookup_topic(ctx: BrokerContext, wanted: Message, allow_create: bool) -> Me
 
 
 def _topic_error(name: str, code: ErrorCode) -> Message:
-    return {"error_code": code, "name": name, "topic_id": uuid.UUID(int=0), "is_internal": False,
-            "partitions": [], "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": uuid.UUID(int=0),
+        "is_internal": False,
+        "partitions": [],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }

@@ -17,8 +17,13 @@ async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Message:
     for topic in request.body["topics"]:
         partitions: list[Message] = []
         for part in topic["partitions"]:
-            entry: Message = {"partition_index": part["partition_index"], "error_code": 0,
-                              "timestamp": -1, "offset": -1, "leader_epoch": -1}
+            entry: Message = {
+                "partition_index": part["partition_index"],
+                "error_code": 0,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": -1,
+            }
             partitions.append(entry)
             plog = ctx.log.partition(topic["name"], part["partition_index"])
             if plog is None:
@@ -45,8 +50,11 @@ async def handle_delete_records(ctx: BrokerContext, request: Request) -> Message
     for topic in request.body["topics"]:
         partitions: list[Message] = []
         for part in topic["partitions"]:
-            entry: Message = {"partition_index": part["partition_index"], "low_watermark": -1,
-                              "error_code": 0}
+            entry: Message = {
+                "partition_index": part["partition_index"],
+                "low_watermark": -1,
+                "error_code": 0,
+            }
             partitions.append(entry)
             plog = ctx.log.partition(topic["name"], part["partition_index"])
             if plog is None:

@@ -22,8 +22,12 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
         name = topic["name"]
         partitions: list[Message] = []
         for part in topic["partition_data"]:
-            entry: Message = {"index": part["index"], "base_offset": -1, "log_append_time_ms": -1,
-                              "log_start_offset": -1}
+            entry: Message = {
+                "index": part["index"],
+                "base_offset": -1,
+                "log_append_time_ms": -1,
+                "log_start_offset": -1,
+            }
             if acks not in (-1, 0, 1):
                 entry["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
                 partitions.append(entry)

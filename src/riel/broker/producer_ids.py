@@ -12,15 +12,25 @@ async def handle_init_producer_id(ctx: BrokerContext, request: Request) -> Messa
     body = request.body
     if body["transactional_id"] is not None:
         # Transactions come with a later issue; fail fast and clearly instead of letting clients retry.
-        return {"throttle_time_ms": 0, "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                "producer_id": -1, "producer_epoch": -1}
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
     producer_id = body.get("producer_id", -1)
     epoch = body.get("producer_epoch", -1)
     if producer_id >= 0 and 0 <= epoch < 32766:
         # KIP-360: an idempotent producer asks for an epoch bump to reset its sequences.
-        return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id,
-                "producer_epoch": epoch + 1}
-    return {"throttle_time_ms": 0, "error_code": 0, "producer_id": ctx.producer_ids.allocate(),
-            "producer_epoch": 0}
-
-
+        return {
+            "throttle_time_ms": 0,
+            "error_code": 0,
+            "producer_id": producer_id,
+            "producer_epoch": epoch + 1,
+        }
+    return {
+        "throttle_time_ms": 0,
+        "error_code": 0,
+        "producer_id": ctx.producer_ids.allocate(),
+        "producer_epoch": 0,
+    }

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 from riel.broker.context import BrokerContext
-from riel.broker.topic_configs import CONFIG_TYPES, validate_topic_configs
+from riel.broker.topic_configs import CONFIG_TYPES
 from riel.errors import ErrorCode, KafkaApiError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
+from riel.storage.log_config import validate_topic_configs
 
 _CONFIG_SOURCE_DYNAMIC_TOPIC = 1
 _CONFIG_SOURCE_DEFAULT = 5
@@ -19,8 +20,15 @@ async def handle_create_topics(ctx: BrokerContext, request: Request) -> Message:
     results: list[Message] = []
     for topic in body["topics"]:
         name = topic["name"]
-        result: Message = {"name": name, "topic_id": uuid.UUID(int=0), "error_code": 0, "error_message": None,
-                           "num_partitions": -1, "replication_factor": -1, "configs": None}
+        result: Message = {
+            "name": name,
+            "topic_id": uuid.UUID(int=0),
+            "error_code": 0,
+            "error_message": None,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": None,
+        }
         results.append(result)
         try:
             partitions = topic["num_partitions"]
@@ -28,8 +36,9 @@ async def handle_create_topics(ctx: BrokerContext, request: Request) -> Message:
                 partitions = ctx.config.num_partitions
             if topic["assignments"]:
                 if partitions not in (-1, len(topic["assignments"])) and topic["num_partitions"] != -1:
-                    raise KafkaApiError(ErrorCode.INVALID_REQUEST,
-                                        "give either num_partitions or assignments, not both")
+                    raise KafkaApiError(
+                        ErrorCode.INVALID_REQUEST, "give either num_partitions or assignments, not both"
+                    )
                 partitions = len(topic["assignments"])
             if topic["replication_factor"] not in (-1, 1):
                 raise KafkaApiError(
@@ -55,10 +64,17 @@ async def handle_create_topics(ctx: BrokerContext, request: Request) -> Message:
             num_partitions=info.partitions,
             replication_factor=1,
             configs=[
-                {"name": key, "value": value, "read_only": False,
-                 "config_source": _CONFIG_SOURCE_DYNAMIC_TOPIC if key in info.configs else _CONFIG_SOURCE_DEFAULT,
-                 "is_sensitive": False}
-                for key, value in sorted(effective.items()) if key in CONFIG_TYPES
+                {
+                    "name": key,
+                    "value": value,
+                    "read_only": False,
+                    "config_source": _CONFIG_SOURCE_DYNAMIC_TOPIC
+                    if key in info.configs
+                    else _CONFIG_SOURCE_DEFAULT,
+                    "is_sensitive": False,
+                }
+                for key, value in sorted(effective.items())
+                if key in CONFIG_TYPES
             ],
         )
     return {"throttle_time_ms": 0, "topics": results}
@@ -73,8 +89,12 @@ async def handle_delete_topics(ctx: BrokerContext, request: Request) -> Message:
         wanted = [(name, None) for name in body["topic_names"]]
     responses: list[Message] = []
     for name, topic_id in wanted:
-        entry: Message = {"name": name, "topic_id": topic_id or uuid.UUID(int=0), "error_code": 0,
-                          "error_message": None}
+        entry: Message = {
+            "name": name,
+            "topic_id": topic_id or uuid.UUID(int=0),
+            "error_code": 0,
+            "error_message": None,
+        }
         responses.append(entry)
         if not name and topic_id is not None:
             info = ctx.log.topic_by_id(topic_id)

@@ -19,37 +19,77 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
-              envvar="RIEL_DATA_DIR", help="Where the log lives.")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="RIEL_HOST", help="Address to listen on.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    envvar="RIEL_DATA_DIR",
+    help="Where the log lives.",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="RIEL_HOST", help="Address to listen on."
+)
 @click.option("--port", type=int, default=9092, show_default=True, envvar="RIEL_PORT", help="Kafka port.")
-@click.option("--advertised-host", default=None, envvar="RIEL_ADVERTISED_HOST",
-              help="Host clients should connect to (default: --host).")
+@click.option(
+    "--advertised-host",
+    default=None,
+    envvar="RIEL_ADVERTISED_HOST",
+    help="Host clients should connect to (default: --host).",
+)
 @click.option("--advertised-port", type=int, default=None, envvar="RIEL_ADVERTISED_PORT")
-@click.option("--flush", "flush_spec", default="always", show_default=True, envvar="RIEL_FLUSH",
-              help="fsync policy: always (before every ack), interval[:MESSAGES[:MS]], or os.")
-@click.option("--num-partitions", type=int, default=1, show_default=True,
-              help="Partitions of auto-created topics.")
+@click.option(
+    "--flush",
+    "flush_spec",
+    default="always",
+    show_default=True,
+    envvar="RIEL_FLUSH",
+    help="fsync policy: always (before every ack), interval[:MESSAGES[:MS]], or os.",
+)
+@click.option(
+    "--num-partitions", type=int, default=1, show_default=True, help="Partitions of auto-created topics."
+)
 @click.option("--no-auto-create", is_flag=True, help="Do not create topics on first use.")
-@click.option("--max-request-bytes", type=int, default=100 * 1024 * 1024, show_default=True,
-              help="Largest request frame accepted (socket.request.max.bytes).")
+@click.option(
+    "--max-request-bytes",
+    type=int,
+    default=100 * 1024 * 1024,
+    show_default=True,
+    help="Largest request frame accepted (socket.request.max.bytes).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
-def serve(data_dir: Path, host: str, port: int, advertised_host: str | None, advertised_port: int | None,
-          flush_spec: str, num_partitions: int, no_auto_create: bool, max_request_bytes: int,
-          log_level: str) -> None:
+def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    advertised_host: str | None,
+    advertised_port: int | None,
+    flush_spec: str,
+    num_partitions: int,
+    no_auto_create: bool,
+    max_request_bytes: int,
+    log_level: str,
+) -> None:
     """Run the Kafka-compatible broker."""
     from riel.server.app import run
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         flush = FlushPolicy.parse(flush_spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--flush") from None
     config = BrokerConfig(
-        data_dir=data_dir, host=host, port=port, advertised_host=advertised_host,
-        advertised_port=advertised_port, flush=flush, num_partitions=num_partitions,
-        auto_create_topics=not no_auto_create, max_request_bytes=max_request_bytes,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        advertised_host=advertised_host,
+        advertised_port=advertised_port,
+        flush=flush,
+        num_partitions=num_partitions,
+        auto_create_topics=not no_auto_create,
+        max_request_bytes=max_request_bytes,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
