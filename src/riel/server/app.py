@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 
-from riel.broker.context import BrokerContext
+from riel.broker.context import BrokerContext, wall_clock_ms
 from riel.broker.router import Router
 from riel.config import BrokerConfig
 from riel.server.connection import KafkaConnection
@@ -15,6 +15,8 @@ from riel.storage.log_manager import LogManager
 from riel.storage.producer_ids import ProducerIdAllocator
 
 log = logging.getLogger("riel")
+
+TICK_INTERVAL_S = 0.2
 
 
 class RielServer:
@@ -24,6 +26,7 @@ class RielServer:
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.log_manager.open()
@@ -40,11 +43,18 @@ class RielServer:
             self.config.port,
             reuse_address=True,
         )
+        self._housekeeping = loop.create_task(self._tick_storage())
         sockets = self._server.sockets
         if sockets and self.config.port == 0:
             self.config.port = sockets[0].getsockname()[1]
         log.info("riel %s listening on %s:%d, data in %s, flush policy %s", _version(), self.config.host,
                  self.config.port, self.config.data_dir, self.config.flush.name)
+
+    async def _tick_storage(self) -> None:
+        # Interval flushes must happen even when no append arrives to trigger them.
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_S)
+            self.log_manager.tick(wall_clock_ms())
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -54,6 +64,8 @@ class RielServer:
         await self.stop()
 
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
