@@ -14,14 +14,17 @@ from typing import Any
 
 import pytest
 
-from riel.broker.context import BrokerContext
+from riel.broker.context import BrokerContext, wall_clock_ms
 from riel.broker.router import Router, served_apis
 from riel.config import TOPIC_CONFIG_DEFAULTS, BrokerConfig, FlushPolicy
+from riel.coordinator.coordinator import GroupCoordinator
+from riel.coordinator.driver import CoordinatorDriver
 from riel.errors import ErrorCode, ProtocolError
 from riel.protocol.apis import APIS
 from riel.protocol.headers import decode_request, decode_response, encode_request, encode_response
 from riel.records.batch import Record, encode_batch
 from riel.storage.log_manager import LogManager
+from riel.storage.offsets_store import OffsetsStore
 from riel.storage.partition_log import FileSlice
 from riel.storage.producer_ids import ProducerIdAllocator
 
@@ -31,9 +34,23 @@ class Harness:
         self.config = BrokerConfig(data_dir=data_dir, flush=FlushPolicy.parse("os"), port=9999)
         self.log = LogManager(data_dir, self.config.flush, dict(TOPIC_CONFIG_DEFAULTS))
         self.log.open()
-        self.ctx = BrokerContext(self.config, self.log, ProducerIdAllocator(data_dir / "producer-ids"))
+        self.offsets = OffsetsStore(data_dir, self.config.flush)
+        self.offsets.open()
+        coordinator = GroupCoordinator(
+            self.config.groups, self.offsets, self._high_watermark, wall_clock_ms()
+        )
+        self.ctx = BrokerContext(
+            self.config,
+            self.log,
+            ProducerIdAllocator(data_dir / "producer-ids"),
+            CoordinatorDriver(coordinator, wall_clock_ms),
+        )
         self.router = Router(self.ctx)
         self._correlation = 0
+
+    def _high_watermark(self, topic: str, partition: int) -> int | None:
+        plog = self.log.partition(topic, partition)
+        return None if plog is None else plog.high_watermark
 
     def call(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
         api = APIS[api_key]
@@ -135,6 +152,7 @@ class Harness:
 def broker(tmp_path: Path) -> Iterator[Harness]:
     h = Harness(tmp_path)
     yield h
+    h.offsets.close()
     h.log.close()
 
 
@@ -447,3 +465,65 @@ def test_unknown_api_closes_connection(broker: Harness) -> None:
     frame[4:6] = (9999).to_bytes(2, "big")
     with pytest.raises(ProtocolError):
         decode_request(bytes(frame[4:]))
+
+
+def test_flush_always_acknowledges_only_durable_data(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.config.flush = FlushPolicy.parse("always")
+    try:
+        h.create_topic("t")
+        plog = h.log.partition("t", 0)
+        assert plog is not None
+        for i in range(3):
+            resp = h.produce("t", 0, batch(4, start=4 * i))
+            assert resp is not None and resp["error_code"] == 0
+            # The ack came back only after the group-commit fsync covered the batch.
+            assert plog.recovery_point == plog.high_watermark == 4 * (i + 1)
+    finally:
+        h.log.close()
+
+
+def test_concurrent_produces_share_fsyncs_and_all_become_durable(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.config.flush = FlushPolicy.parse("always")
+    h.create_topic("t")
+    plog = h.log.partition("t", 0)
+    assert plog is not None
+    calls = 0
+    original = plog.prepare_flush
+
+    def counting_prepare() -> Any:
+        nonlocal calls
+        calls += 1
+        return original()
+
+    plog.prepare_flush = counting_prepare  # type: ignore[method-assign]
+
+    async def many() -> list[Any]:
+        requests = []
+        for i in range(20):
+            frame = encode_request(
+                APIS[0],
+                9,
+                i,
+                "t",
+                {
+                    "transactional_id": None,
+                    "acks": -1,
+                    "timeout_ms": 1000,
+                    "topic_data": [
+                        {"name": "t", "partition_data": [{"index": 0, "records": batch(2, start=2 * i)}]}
+                    ],
+                },
+            )
+            requests.append(h.router.handle(decode_request(frame[4:])))
+        return list(await asyncio.gather(*requests))
+
+    try:
+        results = asyncio.run(many())
+        offsets = sorted(r["responses"][0]["partition_responses"][0]["base_offset"] for r in results)
+        assert offsets == list(range(0, 40, 2))
+        assert plog.recovery_point == 40
+        assert calls < 20  # requests that arrived during an fsync were covered by a shared one
+    finally:
+        h.log.close()

@@ -1,4 +1,5 @@
-"""What every handler needs: the log, the broker's settings, a clock, and the append notifier."""
+"""What every handler needs: the log, the group coordinator, the broker's settings, a clock, and the
+append notifier."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from riel.broker.durability import GroupCommit
 from riel.config import BrokerConfig
+from riel.coordinator.driver import CoordinatorDriver
 from riel.storage.log_manager import LogManager
 from riel.storage.producer_ids import ProducerIdAllocator
 
@@ -21,7 +24,9 @@ class BrokerContext:
     config: BrokerConfig
     log: LogManager
     producer_ids: ProducerIdAllocator
+    groups: CoordinatorDriver
     clock_ms: Callable[[], int] = wall_clock_ms
+    group_commit: GroupCommit = field(default_factory=GroupCommit)
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property

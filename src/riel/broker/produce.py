@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
+from riel.storage.partition_log import PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +20,8 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
     now_ms = ctx.clock_ms()
     responses: list[Message] = []
     appended = False
+    defer_flush = ctx.config.flush.name == "always"
+    to_sync: list[tuple[PartitionLog, int, Message]] = []
     for topic in body["topic_data"]:
         name = topic["name"]
         partitions: list[Message] = []
@@ -46,7 +50,9 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
             records = part["records"]
             try:
                 # One copy out of the request frame, so the storage layer can patch offsets in place.
-                result = plog.append(bytearray(records if records is not None else b""), now_ms)
+                result = plog.append(
+                    bytearray(records if records is not None else b""), now_ms, defer_flush=defer_flush
+                )
             except KafkaApiError as exc:
                 entry["error_code"] = exc.code
                 entry["error_message"] = exc.message or None
@@ -61,10 +67,24 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
                 entry["base_offset"] = result.base_offset
                 entry["log_append_time_ms"] = result.log_append_time_ms
                 entry["log_start_offset"] = result.log_start_offset
+                if defer_flush:
+                    to_sync.append((plog, result.last_offset, entry))
             partitions.append(entry)
         responses.append({"name": name, "partition_responses": partitions})
     if appended:
         ctx.notify_appended()
+    if to_sync:
+        await asyncio.gather(*(_acknowledge_when_durable(ctx, *item) for item in to_sync))
     if acks == 0:
         return None  # acks=0: the client expects no response at all.
     return {"responses": responses, "throttle_time_ms": 0}
+
+
+async def _acknowledge_when_durable(
+    ctx: BrokerContext, plog: PartitionLog, last_offset: int, entry: Message
+) -> None:
+    try:
+        await ctx.group_commit.wait_durable(plog, last_offset)
+    except StorageError as exc:
+        log.error("fsync of %s failed: %s", plog.directory, exc)
+        entry.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc), base_offset=-1)

@@ -17,13 +17,15 @@ from typing import Final
 from riel.broker.router import Router
 from riel.errors import ProtocolError
 from riel.protocol.frames import FrameDecoder
-from riel.protocol.headers import decode_request, encode_response
+from riel.protocol.headers import Request, decode_request, encode_response
 from riel.protocol.primitives import ExternalBytes
 from riel.storage.partition_log import FileSlice
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_FRAMES: Final = 32
+MAX_PIPELINED_REQUESTS: Final = 8
+PRODUCE_API_KEY: Final = 0
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -37,6 +39,10 @@ class KafkaConnection(asyncio.Protocol):
         self._can_write.set()
         self._transport: asyncio.Transport | None = None
         self._worker: asyncio.Task[None] | None = None
+        # Responses in request order; bounded, so pipelined produces cannot pile up without limit.
+        self._outbox: asyncio.Queue[asyncio.Task[list[bytes | bytearray | ExternalBytes] | None]] = (
+            asyncio.Queue(MAX_PIPELINED_REQUESTS)
+        )
         self._reading_paused = False
         self._closed = False
         self.peer = "?"
@@ -81,6 +87,7 @@ class KafkaConnection(asyncio.Protocol):
 
     # --- the worker ---------------------------------------------------------------------------
     async def _serve(self) -> None:
+        sender = asyncio.get_running_loop().create_task(self._send_in_order())
         try:
             while not self._closed:
                 if not self._frames:
@@ -91,30 +98,50 @@ class KafkaConnection(asyncio.Protocol):
                 if self._reading_paused and len(self._frames) < MAX_QUEUED_FRAMES // 2 and self._transport:
                     self._transport.resume_reading()
                     self._reading_paused = False
-                await self._handle(frame)
+                try:
+                    request = decode_request(frame)
+                except ProtocolError as exc:
+                    self._abort(str(exc))
+                    return
+                # Tasks start in creation order, so requests take effect in the order they arrived.
+                task = asyncio.get_running_loop().create_task(self._respond(request))
+                await self._outbox.put(task)
+                if request.api_key != PRODUCE_API_KEY:
+                    # Like Kafka, handle other requests one at a time per connection (a Heartbeat must
+                    # not overtake the JoinGroup before it). Produce requests are pipelined: the next
+                    # one is appended while this one waits for its fsync, and they share fsyncs.
+                    await asyncio.wait([task])
         except asyncio.CancelledError:
             pass
+        finally:
+            sender.cancel()
+            while not self._outbox.empty():
+                self._outbox.get_nowait().cancel()
 
-    async def _handle(self, frame: bytes) -> None:
+    async def _respond(self, request: Request) -> list[bytes | bytearray | ExternalBytes] | None:
         try:
-            request = decode_request(frame)
             body = await self._router.handle(request)
         except ProtocolError as exc:
             self._abort(str(exc))
-            return
+            return None
         except Exception:
             log.exception("bug while handling a request from %s; closing that connection", self.peer)
             self._abort("internal error")
-            return
-        if body is None:
-            return
-        chunks = encode_response(request, body)
-        try:
-            await self._send(chunks)
-        finally:
-            for chunk in chunks:
-                if isinstance(chunk, FileSlice):
-                    chunk.close()
+            return None
+        return None if body is None else encode_response(request, body)
+
+    async def _send_in_order(self) -> None:
+        while True:
+            task = await self._outbox.get()
+            chunks = await task
+            if chunks is None:
+                continue
+            try:
+                await self._send(chunks)
+            finally:
+                for chunk in chunks:
+                    if isinstance(chunk, FileSlice):
+                        chunk.close()
 
     async def _send(self, chunks: list[bytes | bytearray | ExternalBytes]) -> None:
         transport = self._transport

@@ -74,6 +74,22 @@ class AppendResult:
     log_start_offset: int
 
 
+class PendingFlush:
+    """An fsync of one segment file up to ``end_offset``, safe to ``run`` on a worker thread."""
+
+    __slots__ = ("end_offset", "fd")
+
+    def __init__(self, fd: int, end_offset: int) -> None:
+        self.fd = fd
+        self.end_offset = end_offset
+
+    def run(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        finally:
+            os.close(self.fd)
+
+
 class PartitionLog:
     """Append, read and recover one partition's log. Create with ``PartitionLog.open``.
 
@@ -287,10 +303,13 @@ class PartitionLog:
     # ----------------------------------------------------------------------------------------------
     # Appending
 
-    def append(self, batches: bytearray, now_ms: int) -> AppendResult:
+    def append(self, batches: bytearray, now_ms: int, *, defer_flush: bool = False) -> AppendResult:
         """Validate, deduplicate, assign offsets to and store the batches of one produce request.
 
         ``batches`` is patched in place (base offsets, and timestamps for LogAppendTime topics).
+        With ``defer_flush`` the ``always`` policy's fsync is left to the caller, who must make the
+        data durable (``prepare_flush``/``complete_flush``) before acknowledging it: that is how the
+        broker runs fsyncs off the event loop and lets several produce requests share one.
         Raises ``InvalidRecordError``/``KafkaApiError`` for a bad request, ``StorageError`` for disk
         failures; in both cases nothing of the request is visible in the log.
         """
@@ -333,7 +352,8 @@ class PartitionLog:
             if header.producer_id >= 0:
                 producers.update(header)
         if self._flush_always:
-            self.flush()
+            if not defer_flush:
+                self.flush()
         elif self._flush_interval:
             self._unflushed_messages += records
             if self._first_unflushed_ms is None:
@@ -394,6 +414,30 @@ class PartitionLog:
         self._recovery_point = end
         self._unflushed_messages = 0
         self._first_unflushed_ms = None
+
+    def prepare_flush(self) -> PendingFlush | None:
+        """Start an fsync that may run on another thread: None if everything is already durable.
+
+        The pending flush owns a duplicate of the active segment's descriptor, so a roll or close on
+        the event loop meanwhile cannot pull the file out from under the worker thread.
+        """
+        end = self.high_watermark
+        if self._recovery_point >= end:
+            return None
+        if self._failure is not None or self._closed:
+            raise StorageError(f"log {self.directory} is offline: {self._failure or 'closed'}")
+        return PendingFlush(os.dup(self._active_segment.fd), end)
+
+    def complete_flush(self, pending: PendingFlush, error: OSError | None) -> None:
+        """Record the outcome of ``pending.run()`` (called back on the event loop thread)."""
+        if error is not None:
+            self._failure = f"fsync failed: {error}"
+            raise StorageError(f"fsync of {self.directory} failed: {error}") from error
+        if pending.end_offset > self._recovery_point:
+            self._recovery_point = pending.end_offset
+            if self._recovery_point >= self.high_watermark:
+                self._unflushed_messages = 0
+                self._first_unflushed_ms = None
 
     def flush_if_due(self, now_ms: int) -> None:
         """For the ``interval`` policy: flush when the oldest unflushed append is ``ms`` old."""
