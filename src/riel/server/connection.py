@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 from typing import Final
 
 from riel.broker.router import Router
@@ -138,6 +137,11 @@ class KafkaConnection(asyncio.Protocol):
                 continue
             try:
                 await self._send(chunks)
+            except Exception:
+                # Never leave a client waiting on a response that a dead sender will not write.
+                log.exception("bug while sending a response to %s; closing that connection", self.peer)
+                self._abort("internal error")
+                return
             finally:
                 for chunk in chunks:
                     if isinstance(chunk, FileSlice):
@@ -159,54 +163,17 @@ class KafkaConnection(asyncio.Protocol):
         await self._can_write.wait()
 
     async def _send_file(self, transport: asyncio.Transport, chunk: FileSlice) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is None or transport.get_extra_info("sslcontext") is not None:
+        if transport.get_extra_info("sslcontext") is not None:
             transport.write(chunk.read_bytes())
             return
-        # Zero-copy: wait until everything queued before this slice is on the wire, then let the
-        # kernel move file pages straight to the socket. We call os.sendfile ourselves rather than
-        # loop.sendfile because the latter seeks the file object, and segment fds must not move.
-        await self._wait_flushed(transport)
-        loop = asyncio.get_running_loop()
-        fd = sock.fileno()
-        offset, remaining = chunk.position, chunk.size
-        while remaining > 0 and not self._closed:
+        # Zero-copy: asyncio waits until what is queued before the slice is on the wire, then has the
+        # kernel move file pages straight to the socket. It seeks the file object it is given; that is
+        # harmless because segment files are only ever written with pwrite at explicit positions.
+        with open(chunk.fd, "rb", buffering=0, closefd=False) as file:
             try:
-                sent = os.sendfile(fd, chunk.fd, offset, remaining)
-            except BlockingIOError:
-                await self._writable(loop, fd)
-                continue
-            except OSError as exc:
-                self._abort(f"sendfile failed: {exc}")
-                return
-            if sent == 0:
-                # The file is shorter than the slice (it was truncated under us): give up on this
-                # connection rather than send a frame whose size prefix lies.
-                self._abort("segment shrank while being sent")
-                return
-            offset += sent
-            remaining -= sent
-
-    async def _wait_flushed(self, transport: asyncio.Transport) -> None:
-        # Usually the bytes before a slice (a small header) went straight to the socket and this
-        # returns at once; under backpressure we poll, since asyncio has no public "buffer empty" event.
-        while transport.get_write_buffer_size() > 0 and not self._closed:
-            await self._can_write.wait()
-            await asyncio.sleep(0.001)
-
-    @staticmethod
-    async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def ready() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        loop.add_writer(fd, ready)
-        try:
-            await fut
-        finally:
-            loop.remove_writer(fd)
+                await asyncio.get_running_loop().sendfile(transport, file, chunk.position, chunk.size)
+            except (OSError, RuntimeError) as exc:
+                self._abort(f"sending a segment slice failed: {exc}")
 
     def _abort(self, reason: str) -> None:
         if self._closed:
