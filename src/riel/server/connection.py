@@ -45,6 +45,7 @@ class KafkaConnection(asyncio.Protocol):
         self._reading_paused = False
         self._closed = False
         self.peer = "?"
+        self.client_host = ""
 
     # --- asyncio.Protocol callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -52,6 +53,7 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.client_host = f"/{peer[0]}" if peer else ""  # Kafka reports member hosts as "/1.2.3.4"
         self._connections.add(self)
         self._worker = asyncio.get_running_loop().create_task(self._serve())
 
@@ -102,6 +104,7 @@ class KafkaConnection(asyncio.Protocol):
                 except ProtocolError as exc:
                     self._abort(str(exc))
                     return
+                request.client_host = self.client_host
                 # Tasks start in creation order, so requests take effect in the order they arrived.
                 task = asyncio.get_running_loop().create_task(self._respond(request))
                 await self._outbox.put(task)
