@@ -216,14 +216,98 @@ def kafka_consume(bootstrap: str, topic: str, count: int, size: int, timeout: fl
         consumer.close()
 
 
-def bench_kafka(system: str, bootstrap: str, workload: str, count: int, size: int, timeout: float) -> Result:
-    result = Result(system, workload, count, size)
+KCAT_PRODUCER_CONF = [
+    "acks=all",
+    "linger.ms=5",
+    "batch.size=1000000",
+    "batch.num.messages=10000",
+    "queue.buffering.max.messages=2000000",
+    "queue.buffering.max.kbytes=2097151",
+    "compression.type=none",
+]
+
+
+def kcat_produce(bootstrap: str, topic: str, count: int, size: int, timeout: float) -> Phase:
+    """kcat (C, librdkafka) reading one message per line from a file: the broker, not a Python loop
+    in the client, is what this measures."""
+    with tempfile.NamedTemporaryFile(suffix=".lines") as lines:
+        line = b"x" * size + b"\n"
+        block = line * 10_000
+        for _ in range(count // 10_000):
+            lines.write(block)
+        lines.write(line * (count % 10_000))
+        lines.flush()
+        cmd = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-l", lines.name]
+        for conf in KCAT_PRODUCER_CONF:
+            cmd += ["-X", conf]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        return Phase(0, elapsed, f"kcat -P exited {done.returncode}: {done.stderr.decode()[-300:]}")
+    return Phase(count, elapsed)
+
+
+def kcat_consume(bootstrap: str, topic: str, count: int, size: int, timeout: float) -> Phase:
+    cmd = [
+        "kcat",
+        "-C",
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "-p",
+        "0",
+        "-o",
+        "beginning",
+        "-c",
+        str(count),
+        "-q",
+        "-f",
+        "%s",
+        "-X",
+        "fetch.max.bytes=52428800",
+        "-X",
+        "max.partition.fetch.bytes=10485760",
+        "-X",
+        "receive.message.max.bytes=60000000",
+        "-X",
+        "queued.max.messages.kbytes=262144",
+    ]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    nbytes = 0
+    deadline = time.monotonic() + timeout
+    while chunk := proc.stdout.read(1 << 20):
+        nbytes += len(chunk)
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise PhaseTimeout(f"consumed {nbytes // size} of {count}")
+    proc.wait(timeout=10)
+    elapsed = time.perf_counter() - start
+    if nbytes != count * size:
+        return Phase(nbytes // size, elapsed, f"consumed {nbytes} bytes, expected {count * size}")
+    return Phase(count, elapsed)
+
+
+def bench_kafka(
+    system: str,
+    bootstrap: str,
+    workload: str,
+    count: int,
+    size: int,
+    timeout: float,
+    client: str = "confluent",
+) -> Result:
+    result = Result(f"{system} [{client}]", workload, count, size)
     topic = f"bench-{size}-{uuid.uuid4().hex[:8]}"
+    produce, consume = (kcat_produce, kcat_consume) if client == "kcat" else (kafka_produce, kafka_consume)
     try:
         kafka_create_topic(bootstrap, topic)
-        result.produce = kafka_produce(bootstrap, topic, count, size, timeout)
+        result.produce = produce(bootstrap, topic, count, size, timeout)
         if result.produce.error is None:
-            result.consume = kafka_consume(bootstrap, topic, count, size, timeout)
+            result.consume = consume(bootstrap, topic, count, size, timeout)
     except Exception as exc:
         phase = result.consume if result.produce.seconds else result.produce
         phase.error = f"{type(exc).__name__}: {exc}"
@@ -362,10 +446,19 @@ def print_table(results: list[Result], reference_systems: list[str]) -> None:
 
     ratios = []
     for workload in dict.fromkeys(r.workload for r in results):
-        riel = next((r for r in results if r.workload == workload and r.system.startswith("riel")), None)
-        for ref_name in reference_systems:
-            ref = next((r for r in results if r.workload == workload and r.system == ref_name), None)
-            if riel is None or ref is None:
+        riels = [r for r in results if r.workload == workload and r.system.startswith("riel")]
+        for riel, ref_name in ((riel, name) for riel in riels for name in reference_systems):
+            ref = next(
+                (
+                    r
+                    for r in results
+                    if r.workload == workload
+                    and r.system.startswith(ref_name)
+                    and riel.system.endswith(r.system[len(ref_name) :])
+                ),
+                None,
+            )
+            if ref is None:
                 continue
             cells = []
             for label, a, b in (
@@ -375,7 +468,7 @@ def print_table(results: list[Result], reference_systems: list[str]) -> None:
                 cells.append(
                     f"{label} {a.rate() / b.rate():.2f}x" if a.rate() and b.rate() else f"{label} n/a"
                 )
-            ratios.append(f"  {workload}: riel / {ref_name}: " + ", ".join(cells))
+            ratios.append(f"  {workload}: {riel.system} / {ref.system}: " + ", ".join(cells))
     if ratios:
         print("\nRatio (Riel throughput / reference throughput; > 1 means Riel is faster):")
         print("\n".join(ratios))
@@ -429,6 +522,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-riel", action="store_true", help="skip Riel (e.g. to bench only --kafka)")
     parser.add_argument(
+        "--client",
+        choices=["confluent", "kcat", "both"],
+        default="both",
+        help="Kafka client driving Riel/--kafka: confluent-kafka from Python, kcat (C), or both (default)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds allowed per phase (default 300)"
     )
     parser.add_argument(
@@ -464,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  workdir: {workdir}")
     try:
         stages: list[tuple[str, Callable[[], list[Result]]]] = []
+        clients = ["confluent", "kcat"] if args.client == "both" else [args.client]
         if not args.no_riel:
 
             def riel_stage() -> list[Result]:
@@ -471,8 +571,11 @@ def main(argv: list[str] | None = None) -> int:
                 with running(riel_cmd(workdir / "riel-data", port, args.flush), port, workdir / "riel.log"):
                     bootstrap = f"127.0.0.1:{port}"
                     return [
-                        bench_kafka(f"riel (flush={args.flush})", bootstrap, name, count, size, args.timeout)
+                        bench_kafka(
+                            f"riel (flush={args.flush})", bootstrap, name, count, size, args.timeout, client
+                        )
                         for name, count, size in workloads
+                        for client in clients
                     ]
 
             stages.append(("riel", riel_stage))
@@ -502,8 +605,11 @@ def main(argv: list[str] | None = None) -> int:
 
             def kafka_stage() -> list[Result]:
                 return [
-                    bench_kafka(f"kafka@{kafka_bootstrap}", kafka_bootstrap, name, count, size, args.timeout)
+                    bench_kafka(
+                        f"kafka@{kafka_bootstrap}", kafka_bootstrap, name, count, size, args.timeout, client
+                    )
                     for name, count, size in workloads
+                    for client in clients
                 ]
 
             stages.append(("kafka", kafka_stage))
