@@ -55,12 +55,18 @@ class Phase:
 
 @dataclass
 class Result:
+    """One system x workload. ``*_cpu_s`` is the server process's CPU time during the phase (user +
+    system), when the script started that server: on a 2-core machine shared by client and server it
+    says how much of the wall time the server itself needed."""
+
     system: str
     workload: str
     count: int
     size: int
     produce: Phase = field(default_factory=Phase)
     consume: Phase = field(default_factory=Phase)
+    produce_cpu_s: float | None = None
+    consume_cpu_s: float | None = None
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -100,6 +106,22 @@ def running(cmd: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[b
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_delta(before: float | None, pid: int | None) -> float | None:
+    after = cpu_seconds(pid)
+    return None if before is None or after is None else after - before
 
 
 def riel_cmd(data_dir: Path, port: int, flush: str) -> list[str]:
@@ -299,15 +321,20 @@ def bench_kafka(
     size: int,
     timeout: float,
     client: str = "confluent",
+    server_pid: int | None = None,
 ) -> Result:
     result = Result(f"{system} [{client}]", workload, count, size)
     topic = f"bench-{size}-{uuid.uuid4().hex[:8]}"
     produce, consume = (kcat_produce, kcat_consume) if client == "kcat" else (kafka_produce, kafka_consume)
     try:
         kafka_create_topic(bootstrap, topic)
+        cpu = cpu_seconds(server_pid)
         result.produce = produce(bootstrap, topic, count, size, timeout)
+        result.produce_cpu_s = cpu_delta(cpu, server_pid)
         if result.produce.error is None:
+            cpu = cpu_seconds(server_pid)
             result.consume = consume(bootstrap, topic, count, size, timeout)
+            result.consume_cpu_s = cpu_delta(cpu, server_pid)
     except Exception as exc:
         phase = result.consume if result.produce.seconds else result.produce
         phase.error = f"{type(exc).__name__}: {exc}"
@@ -394,13 +421,22 @@ def redis_produce_raw(port: int, stream: str, count: int, size: int, timeout: fl
     return Phase(count, time.perf_counter() - start)
 
 
-def bench_redis(port: int, workload: str, count: int, size: int, timeout: float, raw: bool = False) -> Result:
+def bench_redis(
+    port: int,
+    workload: str,
+    count: int,
+    size: int,
+    timeout: float,
+    raw: bool = False,
+    server_pid: int | None = None,
+) -> Result:
     import redis
 
     result = Result("redis-streams (raw RESP)" if raw else "redis-streams", workload, count, size)
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=max(30.0, timeout))
     stream = f"bench-{size}-{uuid.uuid4().hex[:8]}"
     try:
+        cpu = cpu_seconds(server_pid)
         if raw:
             result.produce = redis_produce_raw(port, stream, count, size, timeout)
             length = client.xlen(stream)
@@ -408,8 +444,11 @@ def bench_redis(port: int, workload: str, count: int, size: int, timeout: float,
                 result.produce.error = f"stream holds {length} entries, expected {count}"
         else:
             result.produce = redis_produce(client, stream, count, size, timeout)
+        result.produce_cpu_s = cpu_delta(cpu, server_pid)
         if result.produce.error is None:
+            cpu = cpu_seconds(server_pid)
             result.consume = redis_consume(client, stream, count, size, timeout)
+            result.consume_cpu_s = cpu_delta(cpu, server_pid)
         client.delete(stream)
     except Exception as exc:
         phase = result.consume if result.produce.seconds else result.produce
@@ -431,11 +470,33 @@ def fmt_rate(phase: Phase, size: int) -> tuple[str, str]:
     return (f"{rate:,.0f}", f"{rate * size / 1e6:,.1f}")
 
 
+def fmt_cpu(cpu_s: float | None, phase: Phase) -> str:
+    if cpu_s is None or not phase.messages:
+        return "-"
+    return f"{cpu_s * 1e6 / phase.messages:.2f}"
+
+
 def print_table(results: list[Result], reference_systems: list[str]) -> None:
-    header = ("workload", "system", "produce msg/s", "produce MB/s", "consume msg/s", "consume MB/s")
+    header = (
+        "workload",
+        "system",
+        "produce msg/s",
+        "produce MB/s",
+        "consume msg/s",
+        "consume MB/s",
+        "server CPU µs/msg (prod/cons)",
+    )
     rows = []
     for r in results:
-        rows.append((r.workload, r.system, *fmt_rate(r.produce, r.size), *fmt_rate(r.consume, r.size)))
+        rows.append(
+            (
+                r.workload,
+                r.system,
+                *fmt_rate(r.produce, r.size),
+                *fmt_rate(r.consume, r.size),
+                f"{fmt_cpu(r.produce_cpu_s, r.produce)} / {fmt_cpu(r.consume_cpu_s, r.consume)}",
+            )
+        )
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
     print()
@@ -568,11 +629,20 @@ def main(argv: list[str] | None = None) -> int:
 
             def riel_stage() -> list[Result]:
                 port = free_port()
-                with running(riel_cmd(workdir / "riel-data", port, args.flush), port, workdir / "riel.log"):
+                with running(
+                    riel_cmd(workdir / "riel-data", port, args.flush), port, workdir / "riel.log"
+                ) as proc:
                     bootstrap = f"127.0.0.1:{port}"
                     return [
                         bench_kafka(
-                            f"riel (flush={args.flush})", bootstrap, name, count, size, args.timeout, client
+                            f"riel (flush={args.flush})",
+                            bootstrap,
+                            name,
+                            count,
+                            size,
+                            args.timeout,
+                            client,
+                            proc.pid,
                         )
                         for name, count, size in workloads
                         for client in clients
@@ -587,9 +657,9 @@ def main(argv: list[str] | None = None) -> int:
                 (workdir / "redis-data").mkdir()
                 with running(
                     redis_cmd(server_path, workdir / "redis-data", port), port, workdir / "redis.log"
-                ):
+                ) as proc:
                     return [
-                        bench_redis(port, name, count, size, args.timeout, raw)
+                        bench_redis(port, name, count, size, args.timeout, raw, proc.pid)
                         for name, count, size in workloads
                         for raw in modes
                     ]
