@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from riel.broker import configs_admin, fetch, metadata, offsets, produce, producer_ids, topics_admin
+from riel.broker import (
+    configs_admin,
+    fetch,
+    group_offsets,
+    groups,
+    metadata,
+    offsets,
+    produce,
+    producer_ids,
+    topics_admin,
+)
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode, ProtocolError
 from riel.protocol.apis import APIS
@@ -30,6 +40,15 @@ HANDLERS: dict[int, Handler] = {
     1: fetch.handle_fetch,
     2: offsets.handle_list_offsets,
     3: metadata.handle_metadata,
+    8: group_offsets.handle_offset_commit,
+    9: group_offsets.handle_offset_fetch,
+    10: groups.handle_find_coordinator,
+    11: groups.handle_join_group,
+    12: groups.handle_heartbeat,
+    13: groups.handle_leave_group,
+    14: groups.handle_sync_group,
+    15: groups.handle_describe_groups,
+    16: groups.handle_list_groups,
     19: topics_admin.handle_create_topics,
     20: topics_admin.handle_delete_topics,
     21: offsets.handle_delete_records,
@@ -37,7 +56,9 @@ HANDLERS: dict[int, Handler] = {
     32: configs_admin.handle_describe_configs,
     33: configs_admin.handle_alter_configs,
     37: topics_admin.handle_create_partitions,
+    42: groups.handle_delete_groups,
     44: configs_admin.handle_incremental_alter_configs,
+    47: group_offsets.handle_offset_delete,
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from riel.config import DEFAULT_DATA_DIR, BrokerConfig, FlushPolicy
+from riel.config import DEFAULT_DATA_DIR, BrokerConfig, FlushPolicy, GroupConfig
 from riel.errors import DataDirLockedError
 
 
@@ -57,6 +57,30 @@ def cli() -> None:
     show_default=True,
     help="Largest request frame accepted (socket.request.max.bytes).",
 )
+@click.option(
+    "--group-initial-rebalance-delay-ms",
+    type=click.IntRange(min=0),
+    default=GroupConfig.initial_rebalance_delay_ms,
+    show_default=True,
+    envvar="RIEL_GROUP_INITIAL_REBALANCE_DELAY_MS",
+    help="How long an empty consumer group waits for more members before its first rebalance "
+    "(group.initial.rebalance.delay.ms).",
+)
+@click.option(
+    "--group-min-session-timeout-ms",
+    type=click.IntRange(min=1),
+    default=GroupConfig.min_session_timeout_ms,
+    show_default=True,
+    help="Smallest session.timeout.ms a consumer may ask for (group.min.session.timeout.ms).",
+)
+@click.option(
+    "--offsets-retention-minutes",
+    type=click.IntRange(min=1),
+    default=GroupConfig.offsets_retention_minutes,
+    show_default=True,
+    envvar="RIEL_OFFSETS_RETENTION_MINUTES",
+    help="How long committed offsets of an empty group are kept (offsets.retention.minutes).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve(
     data_dir: Path,
@@ -68,6 +92,9 @@ def serve(
     num_partitions: int,
     no_auto_create: bool,
     max_request_bytes: int,
+    group_initial_rebalance_delay_ms: int,
+    group_min_session_timeout_ms: int,
+    offsets_retention_minutes: int,
     log_level: str,
 ) -> None:
     """Run the Kafka-compatible broker."""
@@ -90,6 +117,11 @@ def serve(
         num_partitions=num_partitions,
         auto_create_topics=not no_auto_create,
         max_request_bytes=max_request_bytes,
+        groups=GroupConfig(
+            initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+            min_session_timeout_ms=group_min_session_timeout_ms,
+            offsets_retention_minutes=offsets_retention_minutes,
+        ),
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -26,6 +26,8 @@ class Request:
     body: Message
     # False for an ApiVersions request whose version we do not know: answered with error 35.
     version_supported: bool = True
+    # The peer's address as the server saw it (DescribeGroups reports it per member); "" if unknown.
+    client_host: str = ""
 
     @property
     def api_key(self) -> int:

@@ -10,8 +10,11 @@ import signal
 from riel.broker.context import BrokerContext, wall_clock_ms
 from riel.broker.router import Router
 from riel.config import BrokerConfig
+from riel.coordinator.coordinator import GroupCoordinator
+from riel.coordinator.driver import CoordinatorDriver
 from riel.server.connection import KafkaConnection
 from riel.storage.log_manager import LogManager
+from riel.storage.offsets_store import OffsetsStore
 from riel.storage.producer_ids import ProducerIdAllocator
 
 log = logging.getLogger("riel")
@@ -27,13 +30,25 @@ class RielServer:
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
+        self._groups: CoordinatorDriver | None = None
+
+    def _high_watermark(self, topic: str, partition: int) -> int | None:
+        plog = self.log_manager.partition(topic, partition)
+        return None if plog is None else plog.high_watermark
 
     async def start(self) -> None:
         self.log_manager.open()
+        # Opened after the log manager, which holds the data-directory lock.
+        offsets = OffsetsStore(self.config.data_dir, self.config.flush)
+        offsets.open()
+        coordinator = GroupCoordinator(self.config.groups, offsets, self._high_watermark, wall_clock_ms())
+        self._groups = CoordinatorDriver(coordinator, wall_clock_ms)
+        self._groups.start()
         ctx = BrokerContext(
             config=self.config,
             log=self.log_manager,
             producer_ids=ProducerIdAllocator(self.config.data_dir / "producer-ids"),
+            groups=self._groups,
         )
         router = Router(ctx)
         loop = asyncio.get_running_loop()
@@ -73,6 +88,8 @@ class RielServer:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self._groups is not None:
+            await self._groups.stop()
         self.log_manager.close()
         log.info("riel stopped cleanly")
 

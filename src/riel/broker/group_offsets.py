@@ -1,0 +1,121 @@
+"""Committed offsets: OffsetCommit, OffsetFetch (single group v1-7, batched groups v8), OffsetDelete."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from riel.broker.context import BrokerContext
+from riel.coordinator.coordinator import OffsetCommitEntry
+from riel.errors import ErrorCode
+from riel.protocol.headers import Request
+from riel.protocol.schema import Message
+from riel.storage.offsets_store import CommittedOffset, TopicPartition
+
+NO_OFFSET = -1
+
+
+async def handle_offset_commit(ctx: BrokerContext, request: Request) -> Message:
+    body = request.body
+    entries = [
+        OffsetCommitEntry(
+            topic["name"],
+            p["partition_index"],
+            p["committed_offset"],
+            p["committed_leader_epoch"],
+            p["committed_metadata"],
+        )
+        for topic in body["topics"]
+        for p in topic["partitions"]
+    ]
+    # v2-4 may ask for a retention time; -1 (the default, and every later version) means the broker's.
+    retention = body["retention_time_ms"] if 2 <= request.api_version <= 4 else -1
+    errors = iter(
+        ctx.groups.commit_offsets(
+            body["group_id"],
+            body["member_id"],
+            body["group_instance_id"],
+            body["generation_id_or_member_epoch"],
+            entries,
+            retention if retention >= 0 else None,
+        )
+    )
+    topics = [
+        {
+            "name": topic["name"],
+            "partitions": [
+                {"partition_index": p["partition_index"], "error_code": next(errors)}
+                for p in topic["partitions"]
+            ],
+        }
+        for topic in body["topics"]
+    ]
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+def _fetch_group(ctx: BrokerContext, group_id: str, topics: list[Message] | None) -> list[Message]:
+    """The response topics of one group. ``topics`` None asks for every committed partition."""
+    wanted: list[TopicPartition] | None = None
+    if topics is not None:
+        wanted = [(t["name"], p) for t in topics for p in t["partition_indexes"]]
+    by_topic: dict[str, list[Message]] = defaultdict(list)
+    for (topic, partition), committed in ctx.groups.fetch_offsets(group_id, wanted):
+        by_topic[topic].append(_partition_entry(partition, committed))
+    return [{"name": name, "partitions": parts} for name, parts in by_topic.items()]
+
+
+def _partition_entry(partition: int, committed: CommittedOffset | None) -> dict[str, Any]:
+    if committed is None:
+        # Nothing committed is not an error: offset -1 tells the consumer to apply auto.offset.reset.
+        return {
+            "partition_index": partition,
+            "committed_offset": NO_OFFSET,
+            "committed_leader_epoch": -1,
+            "metadata": "",
+            "error_code": 0,
+        }
+    return {
+        "partition_index": partition,
+        "committed_offset": committed.offset,
+        "committed_leader_epoch": committed.leader_epoch,
+        "metadata": committed.metadata,
+        "error_code": 0,
+    }
+
+
+async def handle_offset_fetch(ctx: BrokerContext, request: Request) -> Message:
+    body = request.body
+    if request.api_version >= 8:
+        groups = [
+            {
+                "group_id": g["group_id"],
+                "topics": _fetch_group(ctx, g["group_id"], g["topics"]),
+                "error_code": 0,
+            }
+            for g in body["groups"]
+        ]
+        return {"throttle_time_ms": 0, "groups": groups}
+    return {
+        "throttle_time_ms": 0,
+        "topics": _fetch_group(ctx, body["group_id"], body["topics"]),
+        "error_code": 0,
+    }
+
+
+async def handle_offset_delete(ctx: BrokerContext, request: Request) -> Message:
+    body = request.body
+    wanted = [(t["name"], p["partition_index"]) for t in body["topics"] for p in t["partitions"]]
+    error, partition_errors = ctx.groups.delete_offsets(body["group_id"], wanted)
+    if error is not ErrorCode.NONE:
+        return {"error_code": error, "throttle_time_ms": 0, "topics": []}
+    errors = iter(partition_errors)
+    topics = [
+        {
+            "name": t["name"],
+            "partitions": [
+                {"partition_index": p["partition_index"], "error_code": next(errors)} for p in t["partitions"]
+            ],
+        }
+        for t in body["topics"]
+    ]
+    return {"error_code": 0, "throttle_time_ms": 0, "topics": topics}
