@@ -86,6 +86,8 @@ class BrokerConfig:
     node_id: int = 0
     cluster_id: str = "riel-cluster"
     num_partitions: int = 1
+    # Each partition holds open files; a cap keeps one CreateTopics from exhausting descriptors.
+    max_partitions_per_topic: int = 10_000
     auto_create_topics: bool = True
     flush: FlushPolicy = field(default_factory=FlushPolicy)
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes

@@ -147,7 +147,15 @@ class KafkaApiError(RielError):
 
 
 class StorageError(RielError):
-    """The on-disk log is damaged or the disk failed in a way recovery cannot repair."""
+    """The on-disk log is damaged or the disk failed in a way recovery cannot repair.
+
+    Handlers report it to clients as KAFKA_STORAGE_ERROR, like a ``KafkaApiError``."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
+
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
 class DataDirLockedError(RielError):

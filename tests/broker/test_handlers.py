@@ -22,7 +22,7 @@ from riel.coordinator.driver import CoordinatorDriver
 from riel.errors import ErrorCode, ProtocolError
 from riel.protocol.apis import APIS
 from riel.protocol.headers import decode_request, decode_response, encode_request, encode_response
-from riel.records.batch import Record, encode_batch
+from riel.records.batch import Record, decode_batch, encode_batch
 from riel.storage.log_manager import LogManager
 from riel.storage.offsets_store import OffsetsStore
 from riel.storage.partition_log import FileSlice
@@ -209,7 +209,6 @@ def test_produce_then_fetch_returns_stored_batches_with_assigned_offsets(broker:
     assert (second["error_code"], second["base_offset"]) == (0, 3)
     part = broker.fetch("t", 1, 0)
     assert part["error_code"] == 0 and part["high_watermark"] == 5 and part["last_stable_offset"] == 5
-    from riel.records.batch import decode_batch
 
     records = decode_batch(bytes(part["records"]))
     assert [(r.offset, r.key, r.value) for r in records] == [
@@ -224,7 +223,6 @@ def test_fetch_limits_return_at_least_one_batch(broker: Harness) -> None:
     for i in range(5):
         broker.produce("t", 0, batch(10, start=10 * i))
     one = broker.fetch("t", 0, 0, max_bytes=1, partition_max_bytes=1)
-    from riel.records.batch import decode_batch
 
     assert [r.offset for r in decode_batch(bytes(one["records"]))] == list(range(10))
     everything = broker.fetch("t", 0, 0)
@@ -527,3 +525,65 @@ def test_concurrent_produces_share_fsyncs_and_all_become_durable(tmp_path: Path)
         assert calls < 20  # requests that arrived during an fsync were covered by a shared one
     finally:
         h.log.close()
+
+
+def test_under_always_consumers_see_only_fsynced_records(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.config.flush = FlushPolicy.parse("always")
+    h.log.close()
+    h.log = LogManager(tmp_path, h.config.flush, dict(TOPIC_CONFIG_DEFAULTS))
+    h.log.open()
+    h.ctx.log = h.log
+    try:
+        h.create_topic("t")
+        assert h.produce("t", 0, batch(3))["base_offset"] == 0  # type: ignore[index]
+        plog = h.log.partition("t", 0)
+        assert plog is not None
+        plog.append(bytearray(batch(2, start=3)), 0, defer_flush=True)  # appended, not yet fsync'ed
+        assert plog.log_end_offset == 5 and plog.high_watermark == 3
+        part = h.fetch("t", 0, 0)
+        assert part["high_watermark"] == 3
+        assert [r.offset for r in decode_batch(bytes(part["records"]))] == [0, 1, 2]
+        assert h.fetch("t", 0, 3)["records"] == b""  # visible end: empty, not an error
+        plog.flush()
+        assert [r.offset for r in decode_batch(bytes(h.fetch("t", 0, 3)["records"]))] == [3, 4]
+    finally:
+        h.log.close()
+
+
+def test_partition_cap_and_duplicate_fetch_partitions(broker: Harness) -> None:
+    broker.config.max_partitions_per_topic = 8
+    assert broker.create_topic("huge", 9)["error_code"] == ErrorCode.INVALID_PARTITIONS
+    assert broker.create_topic("t", 2)["error_code"] == 0
+    resp = broker.call(
+        37,
+        2,
+        {
+            "topics": [{"name": "t", "count": 9, "assignments": None}],
+            "timeout_ms": 1000,
+            "validate_only": False,
+        },
+    )
+    assert resp is not None and resp["results"][0]["error_code"] == ErrorCode.INVALID_PARTITIONS
+    broker.produce("t", 0, batch(2))
+    resp = broker.call(
+        1,
+        12,
+        {
+            "replica_id": -1,
+            "max_wait_ms": 0,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic": "t",
+                    "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}] * 3,
+                }
+            ],
+        },
+    )
+    assert resp is not None
+    assert [p["partition_index"] for p in resp["responses"][0]["partitions"]] == [0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from riel.broker.context import BrokerContext
 from riel.broker.topic_configs import CONFIG_TYPES
-from riel.errors import ErrorCode, KafkaApiError
+from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
 from riel.storage.log_config import validate_topic_configs
@@ -91,7 +91,7 @@ def _config_entry(
     }
 
 
-def _resource_response(res: Message, exc: KafkaApiError | None) -> Message:
+def _resource_response(res: Message, exc: KafkaApiError | StorageError | None) -> Message:
     return {
         "error_code": exc.code if exc else 0,
         "error_message": (exc.message or None) if exc else None,
@@ -124,7 +124,7 @@ async def handle_alter_configs(ctx: BrokerContext, request: Request) -> Message:
             configs = validate_topic_configs({c["name"]: c["value"] for c in res["configs"]})
             if not body["validate_only"]:
                 ctx.log.alter_topic_configs(res["resource_name"], configs)
-        except KafkaApiError as exc:
+        except (KafkaApiError, StorageError) as exc:
             responses.append(_resource_response(res, exc))
         else:
             responses.append(_resource_response(res, None))
@@ -142,7 +142,7 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, request: Request)
             configs = validate_topic_configs(dict(current))
             if not body["validate_only"]:
                 ctx.log.alter_topic_configs(res["resource_name"], configs)
-        except KafkaApiError as exc:
+        except (KafkaApiError, StorageError) as exc:
             responses.append(_resource_response(res, exc))
         else:
             responses.append(_resource_response(res, None))

@@ -45,10 +45,14 @@ def _read_all(ctx: BrokerContext, body: Message) -> tuple[list[Message], int, bo
     total = 0
     errored = False
     responses: list[Message] = []
+    seen: set[tuple[str, int]] = set()
     for topic in body["topics"]:
         name = topic["topic"]
         partitions: list[Message] = []
         for part in topic["partitions"]:
+            if (name, part["partition"]) in seen:
+                continue  # asked twice: read (and hold a file descriptor) once
+            seen.add((name, part["partition"]))
             entry: Message = {
                 "partition_index": part["partition"],
                 "error_code": 0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from riel.broker.context import BrokerContext
-from riel.errors import ErrorCode, KafkaApiError
+from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
 
@@ -69,7 +69,7 @@ async def handle_delete_records(ctx: BrokerContext, request: Request) -> Message
                 continue
             try:
                 entry["low_watermark"] = plog.delete_records(before)
-            except KafkaApiError as exc:
+            except (KafkaApiError, StorageError) as exc:
                 entry["error_code"] = exc.code
         topics.append({"name": topic["name"], "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}

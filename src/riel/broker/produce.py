@@ -71,10 +71,11 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
                     to_sync.append((plog, result.last_offset, entry))
             partitions.append(entry)
         responses.append({"name": name, "partition_responses": partitions})
+    if to_sync:
+        # Under ``always`` consumers only see fsync'ed data, so wake them once it is on disk.
+        await asyncio.gather(*(_acknowledge_when_durable(ctx, *item) for item in to_sync))
     if appended:
         ctx.notify_appended()
-    if to_sync:
-        await asyncio.gather(*(_acknowledge_when_durable(ctx, *item) for item in to_sync))
     if acks == 0:
         return None  # acks=0: the client expects no response at all.
     return {"responses": responses, "throttle_time_ms": 0}

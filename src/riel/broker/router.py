@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[BrokerContext, Request], Awaitable[Message | None]]
 
+
 async def handle_api_versions(ctx: BrokerContext, request: Request) -> Message:
-    api_keys = [{"api_key": api.key, "min_version": api.min_version, "max_version": api.max_version}
-                for api in served_apis()]
+    api_keys = [
+        {"api_key": api.key, "min_version": api.min_version, "max_version": api.max_version}
+        for api in served_apis()
+    ]
     # KIP-511: an unknown ApiVersions version still gets our list, with UNSUPPORTED_VERSION.
     error = ErrorCode.NONE if request.version_supported else ErrorCode.UNSUPPORTED_VERSION
     return {"error_code": error, "api_keys": api_keys, "throttle_time_ms": 0}

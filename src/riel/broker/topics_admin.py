@@ -6,7 +6,7 @@ import uuid
 
 from riel.broker.context import BrokerContext
 from riel.broker.topic_configs import CONFIG_TYPES
-from riel.errors import ErrorCode, KafkaApiError
+from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
 from riel.storage.log_config import validate_topic_configs
@@ -48,13 +48,14 @@ async def handle_create_topics(ctx: BrokerContext, request: Request) -> Message:
             configs = validate_topic_configs({c["name"]: c["value"] for c in topic["configs"]})
             if partitions < 1:
                 raise KafkaApiError(ErrorCode.INVALID_PARTITIONS, "number of partitions must be at least 1")
+            _check_partition_cap(ctx, partitions)
             if body["validate_only"]:
                 if name in ctx.log.topics():
                     raise KafkaApiError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
                 result.update(num_partitions=partitions, replication_factor=1)
                 continue
             info = ctx.log.create_topic(name, partitions, configs)
-        except KafkaApiError as exc:
+        except (KafkaApiError, StorageError) as exc:
             result["error_code"] = exc.code
             result["error_message"] = exc.message or None
             continue
@@ -110,7 +111,7 @@ async def handle_delete_topics(ctx: BrokerContext, request: Request) -> Message:
         entry["topic_id"] = info.topic_id
         try:
             ctx.log.delete_topic(info.name)
-        except KafkaApiError as exc:
+        except (KafkaApiError, StorageError) as exc:
             entry["error_code"] = exc.code
             entry["error_message"] = exc.message or None
     return {"throttle_time_ms": 0, "responses": responses}
@@ -135,11 +136,21 @@ async def handle_create_partitions(ctx: BrokerContext, request: Request) -> Mess
                 f"got {topic['count']}"
             )
             continue
-        if body["validate_only"]:
-            continue
         try:
+            _check_partition_cap(ctx, topic["count"])
+            if body["validate_only"]:
+                continue
             ctx.log.create_partitions(name, topic["count"])
-        except KafkaApiError as exc:
+        except (KafkaApiError, StorageError) as exc:
             entry["error_code"] = exc.code
             entry["error_message"] = exc.message or None
     return {"throttle_time_ms": 0, "results": results}
+
+
+def _check_partition_cap(ctx: BrokerContext, partitions: int) -> None:
+    cap = ctx.config.max_partitions_per_topic
+    if partitions > cap:
+        raise KafkaApiError(
+            ErrorCode.INVALID_PARTITIONS,
+            f"{partitions} partitions is more than this broker allows per topic ({cap})",
+        )

@@ -22,7 +22,10 @@ from riel.storage.partition_log import FileSlice
 
 log = logging.getLogger(__name__)
 
+# Reading from a client pauses while this much waits unhandled (on top of at most one frame being
+# assembled), so a client that pipelines faster than we answer cannot grow our memory without bound.
 MAX_QUEUED_FRAMES: Final = 32
+MAX_QUEUED_BYTES: Final = 32 * 1024 * 1024
 MAX_PIPELINED_REQUESTS: Final = 8
 PRODUCE_API_KEY: Final = 0
 
@@ -43,6 +46,7 @@ class KafkaConnection(asyncio.Protocol):
             asyncio.Queue(MAX_PIPELINED_REQUESTS)
         )
         self._reading_paused = False
+        self._queued_bytes = 0
         self._closed = False
         self.peer = "?"
         self.client_host = ""
@@ -64,12 +68,14 @@ class KafkaConnection(asyncio.Protocol):
             self._decoder.receive_data(data)
             while (frame := self._decoder.next_frame()) is not None:
                 self._frames.append(frame)
+                self._queued_bytes += len(frame)
         except ProtocolError as exc:
             self._abort(f"malformed frame: {exc}")
             return
         if self._frames:
             self._frame_ready.set()
-        if len(self._frames) >= MAX_QUEUED_FRAMES and not self._reading_paused and self._transport:
+        too_much = len(self._frames) >= MAX_QUEUED_FRAMES or self._queued_bytes >= MAX_QUEUED_BYTES
+        if too_much and not self._reading_paused and self._transport:
             self._transport.pause_reading()
             self._reading_paused = True
 
@@ -96,7 +102,11 @@ class KafkaConnection(asyncio.Protocol):
                     await self._frame_ready.wait()
                     continue
                 frame = self._frames.popleft()
-                if self._reading_paused and len(self._frames) < MAX_QUEUED_FRAMES // 2 and self._transport:
+                self._queued_bytes -= len(frame)
+                relieved = (
+                    len(self._frames) < MAX_QUEUED_FRAMES // 2 and self._queued_bytes < MAX_QUEUED_BYTES // 2
+                )
+                if self._reading_paused and relieved and self._transport:
                     self._transport.resume_reading()
                     self._reading_paused = False
                 try:
@@ -115,6 +125,9 @@ class KafkaConnection(asyncio.Protocol):
                     await asyncio.wait([task])
         except asyncio.CancelledError:
             pass
+        except Exception:
+            log.exception("bug in the connection loop of %s; closing that connection", self.peer)
+            self._abort("internal error")
         finally:
             sender.cancel()
             while not self._outbox.empty():
@@ -123,6 +136,7 @@ class KafkaConnection(asyncio.Protocol):
     async def _respond(self, request: Request) -> list[bytes | bytearray | ExternalBytes] | None:
         try:
             body = await self._router.handle(request)
+            return None if body is None else encode_response(request, body)
         except ProtocolError as exc:
             self._abort(str(exc))
             return None
@@ -130,25 +144,26 @@ class KafkaConnection(asyncio.Protocol):
             log.exception("bug while handling a request from %s; closing that connection", self.peer)
             self._abort("internal error")
             return None
-        return None if body is None else encode_response(request, body)
 
     async def _send_in_order(self) -> None:
-        while True:
-            task = await self._outbox.get()
-            chunks = await task
-            if chunks is None:
-                continue
-            try:
-                await self._send(chunks)
-            except Exception:
-                # Never leave a client waiting on a response that a dead sender will not write.
-                log.exception("bug while sending a response to %s; closing that connection", self.peer)
-                self._abort("internal error")
-                return
-            finally:
-                for chunk in chunks:
-                    if isinstance(chunk, FileSlice):
-                        chunk.close()
+        try:
+            while True:
+                task = await self._outbox.get()
+                chunks = await task
+                if chunks is None:
+                    continue
+                try:
+                    await self._send(chunks)
+                finally:
+                    for chunk in chunks:
+                        if isinstance(chunk, FileSlice):
+                            chunk.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Never leave a client waiting on a response that a dead sender will not write.
+            log.exception("bug while sending a response to %s; closing that connection", self.peer)
+            self._abort("internal error")
 
     async def _send(self, chunks: list[bytes | bytearray | ExternalBytes]) -> None:
         transport = self._transport
@@ -174,9 +189,14 @@ class KafkaConnection(asyncio.Protocol):
         # harmless because segment files are only ever written with pwrite at explicit positions.
         with open(chunk.fd, "rb", buffering=0, closefd=False) as file:
             try:
-                await asyncio.get_running_loop().sendfile(transport, file, chunk.position, chunk.size)
+                sent = await asyncio.get_running_loop().sendfile(transport, file, chunk.position, chunk.size)
             except (OSError, RuntimeError) as exc:
                 self._abort(f"sending a segment slice failed: {exc}")
+                return
+        if sent != chunk.size:
+            # The segment is shorter than the slice (truncated under us): the frame's size prefix
+            # would lie and the client would lose its place in the stream, so end the connection.
+            self._abort(f"segment slice ended after {sent} of {chunk.size} bytes")
 
     def _abort(self, reason: str) -> None:
         if self._closed:

@@ -75,13 +75,16 @@ class AppendResult:
 
 
 class PendingFlush:
-    """An fsync of one segment file up to ``end_offset``, safe to ``run`` on a worker thread."""
+    """An fsync of one segment file up to ``end_offset`` (``segment_size`` bytes of the segment based
+    at ``segment_base``), safe to ``run`` on a worker thread."""
 
-    __slots__ = ("end_offset", "fd")
+    __slots__ = ("end_offset", "fd", "segment_base", "segment_size")
 
-    def __init__(self, fd: int, end_offset: int) -> None:
+    def __init__(self, fd: int, end_offset: int, segment_base: int, segment_size: int) -> None:
         self.fd = fd
         self.end_offset = end_offset
+        self.segment_base = segment_base
+        self.segment_size = segment_size
 
     def run(self) -> None:
         try:
@@ -111,6 +114,8 @@ class PartitionLog:
         self._active: LogSegment | None = None
         self._log_start = 0
         self._recovery_point = 0
+        # Bytes of the active segment known to be fsync'ed: reads under ``always`` stop there.
+        self._durable_size = 0
         self._persisted_checkpoint: tuple[int, int] | None = None
         self._producers = ProducerStateManager()
         self._unflushed_messages = 0
@@ -127,7 +132,11 @@ class PartitionLog:
 
     @property
     def high_watermark(self) -> int:
-        """The log end offset (single node: every appended batch is committed)."""
+        """The end of what consumers may see. Under the ``always`` flush policy that is the end of what
+        is fsync'ed, so a consumer can never read (and commit past) a record that a crash could still
+        take back; under the other policies it is the log end offset."""
+        if self._flush_always:
+            return self._recovery_point
         return self._active_segment.next_offset
 
     @property
@@ -207,13 +216,13 @@ class PartitionLog:
         else:
             changed_files |= plog._recover_segments(bases, recovery_point, clean_shutdown, now)
         plog._load_producer_state()
-        if plog._log_start > plog.high_watermark:
+        if plog._log_start > plog.log_end_offset:
             # Recovery lost data the log start had already moved past: restart empty at the log start,
             # keeping (and persisting) the producer state the lost segments described.
             log.warning(
                 "%s: log end %d is below log start %d after recovery; starting empty",
                 directory,
-                plog.high_watermark,
+                plog.log_end_offset,
                 plog._log_start,
             )
             for segment in plog._segments:
@@ -224,7 +233,8 @@ class PartitionLog:
             write_snapshot(directory, plog._log_start, plog._producers, keep_from=plog._log_start)
             changed_files = True
         plog._log_start = max(plog._log_start, plog._segments[0].base_offset)
-        plog._recovery_point = plog.high_watermark  # recovered segments were fsync'ed, the others sealed
+        plog._recovery_point = plog.log_end_offset  # recovered segments were fsync'ed, the others sealed
+        plog._durable_size = plog._active_segment.size
         if changed_files:
             fsync_dir(directory)
         plog.checkpoint()
@@ -281,7 +291,7 @@ class PartitionLog:
 
     def _load_producer_state(self) -> None:
         """Newest snapshot at or below the log end, plus a replay of the batch headers after it."""
-        found = load_latest_snapshot(self.directory, self.high_watermark)
+        found = load_latest_snapshot(self.directory, self.log_end_offset)
         if found is None:
             start, state = self._segments[0].base_offset, ProducerStateManager()
         else:
@@ -388,32 +398,40 @@ class PartitionLog:
             self._failure = f"fsync failed while rolling: {exc}"
             raise StorageError(self._failure) from exc
         self._recovery_point = max(self._recovery_point, old.next_offset)
+        self._durable_size = 0
         self._unflushed_messages = 0
         self._first_unflushed_ms = None
-        new = LogSegment.create(
-            self.directory, old.next_offset, now_ms=now_ms, index_interval=self._config.index_interval_bytes
-        )
+        try:
+            new = LogSegment.create(
+                self.directory,
+                old.next_offset,
+                now_ms=now_ms,
+                index_interval=self._config.index_interval_bytes,
+            )
+        except OSError as exc:  # e.g. disk full: the old segment stays active, nothing was lost
+            raise StorageError(f"cannot start a new segment in {self.directory}: {exc}") from exc
         self._segments.append(new)
         self._bases.append(new.base_offset)
         self._active = new
-        write_snapshot(self.directory, new.base_offset, self._producers, keep_from=new.base_offset)
-        self.checkpoint()
-        fsync_dir(self.directory)
+        try:
+            write_snapshot(self.directory, new.base_offset, self._producers, keep_from=new.base_offset)
+            self.checkpoint()
+            fsync_dir(self.directory)
+        except OSError as exc:
+            # The new segment is in place; these files only speed up recovery, which can do without.
+            log.error("%s: writing the roll's snapshot or checkpoint failed: %s", self.directory, exc)
         return new
 
     def flush(self) -> None:
-        """fsync everything appended so far and advance the recovery point."""
-        end = self.high_watermark
-        if self._recovery_point >= end:
+        """fsync everything appended so far and advance the recovery point (on this thread)."""
+        pending = self.prepare_flush()
+        if pending is None:
             return
         try:
-            self._active_segment.flush()
+            pending.run()
         except OSError as exc:
-            self._failure = f"fsync failed: {exc}"
-            raise StorageError(f"fsync of {self.directory} failed: {exc}") from exc
-        self._recovery_point = end
-        self._unflushed_messages = 0
-        self._first_unflushed_ms = None
+            self.complete_flush(pending, exc)
+        self.complete_flush(pending, None)
 
     def prepare_flush(self) -> PendingFlush | None:
         """Start an fsync that may run on another thread: None if everything is already durable.
@@ -421,12 +439,16 @@ class PartitionLog:
         The pending flush owns a duplicate of the active segment's descriptor, so a roll or close on
         the event loop meanwhile cannot pull the file out from under the worker thread.
         """
-        end = self.high_watermark
-        if self._recovery_point >= end:
+        if self._recovery_point >= self.log_end_offset:
             return None
         if self._failure is not None or self._closed:
             raise StorageError(f"log {self.directory} is offline: {self._failure or 'closed'}")
-        return PendingFlush(os.dup(self._active_segment.fd), end)
+        active = self._active_segment
+        try:
+            fd = os.dup(active.fd)
+        except OSError as exc:
+            raise StorageError(f"cannot flush {self.directory}: {exc}") from exc
+        return PendingFlush(fd, self.log_end_offset, active.base_offset, active.size)
 
     def complete_flush(self, pending: PendingFlush, error: OSError | None) -> None:
         """Record the outcome of ``pending.run()`` (called back on the event loop thread)."""
@@ -435,7 +457,9 @@ class PartitionLog:
             raise StorageError(f"fsync of {self.directory} failed: {error}") from error
         if pending.end_offset > self._recovery_point:
             self._recovery_point = pending.end_offset
-            if self._recovery_point >= self.high_watermark:
+            if self._active_segment.base_offset == pending.segment_base:
+                self._durable_size = max(self._durable_size, pending.segment_size)
+            if self._recovery_point >= self.log_end_offset:
                 self._unflushed_messages = 0
                 self._first_unflushed_ms = None
 
@@ -466,8 +490,9 @@ class PartitionLog:
         Raises ``KafkaApiError(OFFSET_OUT_OF_RANGE)`` outside [log start, log end].
         """
         end = self._active_segment.next_offset
-        if offset == end and offset >= self._log_start:
-            return None
+        visible = self.high_watermark
+        if visible <= offset <= end and offset >= self._log_start:
+            return None  # nothing visible yet at this offset (under ``always``: not yet fsync'ed)
         if offset < self._log_start or offset > end:
             raise KafkaApiError(
                 ErrorCode.OFFSET_OUT_OF_RANGE,
@@ -486,9 +511,14 @@ class PartitionLog:
                 return None
             segment = segments[i]
         position, first_size = found
+        limit = position + max_bytes
+        if self._flush_always and segment is self._active_segment:
+            if position + first_size > self._durable_size:
+                return None  # never serve bytes that are not yet fsync'ed
+            limit = min(limit, self._durable_size)
         if first_size > max_bytes:
             return FileSlice(segment.fd, position, first_size) if min_one else None
-        stop = segment.end_of_whole_batches(position, position + max_bytes)
+        stop = segment.end_of_whole_batches(position, limit)
         return FileSlice(segment.fd, position, stop - position)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
@@ -616,7 +646,7 @@ class PartitionLog:
             if clean and self._failure is None:
                 self.flush()
                 self._active_segment.seal()
-                end = self.high_watermark
+                end = self.log_end_offset
                 offsets = snapshot_offsets(self.directory)
                 if self._producers.changed or not offsets or offsets[-1] != end:
                     write_snapshot(self.directory, end, self._producers, keep_from=self._bases[-1])
@@ -628,7 +658,7 @@ class PartitionLog:
             self._closed = True
 
     def __repr__(self) -> str:
-        return f"PartitionLog({self.directory}, start={self._log_start}, end={self.high_watermark})"
+        return f"PartitionLog({self.directory}, start={self._log_start}, end={self.log_end_offset})"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,26 +6,12 @@ handed out from blocks whose upper end is persisted (atomically) before any id o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Final
 
+from riel.storage.atomic_file import write_file_atomically
+
 BLOCK_SIZE: Final = 1000
-
-
-def write_file_atomically(path: Path, data: bytes) -> None:
-    """tmp -> fsync -> rename -> fsync dir: after a crash the file is either old or new, never torn."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class ProducerIdAllocator:
