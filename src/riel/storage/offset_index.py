@@ -12,15 +12,13 @@ missing or wrong, so it is never fsync'ed on the append path, only when its segm
 from __future__ import annotations
 
 import bisect
-import contextlib
 import operator
-import os
 import sys
 from array import array
 from pathlib import Path
 from typing import Final
 
-from riel.storage.atomic_file import write_file_atomically
+from riel.storage.index_file import IndexFile
 
 ENTRY_SIZE: Final = 8
 _NATIVE_IS_BIG: Final = sys.byteorder == "big"
@@ -35,17 +33,15 @@ def _pairs_to_bytes(first: array[int], second: array[int]) -> bytes:
     return interleaved.tobytes()
 
 
-class OffsetIndex:
+class OffsetIndex(IndexFile):
     """Not thread-safe: one event-loop thread owns every storage object."""
 
-    __slots__ = ("_pending", "broken", "path", "positions", "relative_offsets")
+    __slots__ = ("positions", "relative_offsets")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.relative_offsets: array[int] = array("i")
         self.positions: array[int] = array("i")
-        self._pending = bytearray()  # entries added in memory, not yet written to the file
-        self.broken = False  # a write failed: the file must be rewritten before it can be trusted
 
     @classmethod
     def load(cls, path: Path) -> OffsetIndex | None:
@@ -109,45 +105,5 @@ class OffsetIndex:
         self._pending += relative_offset.to_bytes(4, "big", signed=True)
         self._pending += position.to_bytes(4, "big", signed=True)
 
-    def write_pending(self) -> None:
-        """One append-write for all entries added since the last call. A failure marks the file broken
-        instead of failing the log append that already succeeded: the file is a rebuildable cache."""
-        if not self._pending or self.broken:
-            self._pending.clear()
-            return
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, self._pending)
-            finally:
-                os.close(fd)
-        except OSError:
-            self.broken = True
-        self._pending.clear()
-
-    def rewrite(self) -> None:
-        """Replace the file with exactly the in-memory entries (after a rebuild or a failed write)."""
-        self._pending.clear()
-        data = _pairs_to_bytes(self.relative_offsets, self.positions)
-        write_file_atomically(self.path, data, sync_dir=False)
-        self.broken = False
-
-    def sync(self) -> None:
-        """fsync the file (when its segment is sealed); a broken file is rewritten instead."""
-        self.write_pending()
-        if self.broken:
-            with contextlib.suppress(OSError):
-                self.rewrite()
-            return
-        with contextlib.suppress(FileNotFoundError):
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def truncate_after(self, relative_offset: int) -> None:
-        """Drop entries above ``relative_offset`` (in memory); the caller rewrites the file."""
-        i = bisect.bisect_right(self.relative_offsets, relative_offset)
-        del self.relative_offsets[i:]
-        del self.positions[i:]
+    def encoded(self) -> bytes:
+        return _pairs_to_bytes(self.relative_offsets, self.positions)

@@ -14,32 +14,28 @@ Like the offset index it is a cache: validated on load, rebuilt from the log whe
 from __future__ import annotations
 
 import bisect
-import contextlib
 import operator
-import os
 import struct
 from array import array
 from pathlib import Path
 from typing import Final
 
-from riel.storage.atomic_file import write_file_atomically
+from riel.storage.index_file import IndexFile
 
 ENTRY: Final = struct.Struct(">qi")
 ENTRY_SIZE: Final = ENTRY.size
 NO_TIMESTAMP: Final = -1
 
 
-class TimeIndex:
+class TimeIndex(IndexFile):
     """Not thread-safe: one event-loop thread owns every storage object."""
 
-    __slots__ = ("_pending", "broken", "path", "relative_offsets", "timestamps")
+    __slots__ = ("relative_offsets", "timestamps")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.timestamps: array[int] = array("q")
         self.relative_offsets: array[int] = array("i")
-        self._pending = bytearray()
-        self.broken = False
 
     @classmethod
     def load(cls, path: Path) -> TimeIndex | None:
@@ -100,36 +96,5 @@ class TimeIndex:
         self.relative_offsets.append(relative_offset)
         self._pending += ENTRY.pack(timestamp, relative_offset)
 
-    def write_pending(self) -> None:
-        """See ``OffsetIndex.write_pending``: failures mark the cache file broken, never the append."""
-        if not self._pending or self.broken:
-            self._pending.clear()
-            return
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, self._pending)
-            finally:
-                os.close(fd)
-        except OSError:
-            self.broken = True
-        self._pending.clear()
-
-    def rewrite(self) -> None:
-        self._pending.clear()
-        data = b"".join(ENTRY.pack(t, r) for t, r in zip(self.timestamps, self.relative_offsets, strict=True))
-        write_file_atomically(self.path, data, sync_dir=False)
-        self.broken = False
-
-    def sync(self) -> None:
-        self.write_pending()
-        if self.broken:
-            with contextlib.suppress(OSError):
-                self.rewrite()
-            return
-        with contextlib.suppress(FileNotFoundError):
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+    def encoded(self) -> bytes:
+        return b"".join(ENTRY.pack(t, r) for t, r in zip(self.timestamps, self.relative_offsets, strict=True))
