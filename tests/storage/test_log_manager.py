@@ -274,3 +274,17 @@ def test_tick_flushes_interval_partitions_and_checkpoints(data_dir: Path) -> Non
 def test_use_before_open_is_an_error(data_dir: Path) -> None:
     with pytest.raises(StorageError):
         manager(data_dir).create_topic("t", 1, {})
+
+
+def test_no_clean_shutdown_marker_after_a_disk_error(tmp_path: Path) -> None:
+    from riel.storage.log_manager import CLEAN_SHUTDOWN_FILE
+
+    manager = LogManager(tmp_path, FlushPolicy.parse("os"), dict(TOPIC_CONFIG_DEFAULTS))
+    manager.open()
+    manager.create_topic("t", 1, {})
+    plog = manager.partition("t", 0)
+    assert plog is not None
+    plog._failure = "simulated fsync failure"
+    with pytest.raises(StorageError, match="offline"):
+        manager.close()
+    assert not (tmp_path / CLEAN_SHUTDOWN_FILE).exists()

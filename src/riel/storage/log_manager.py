@@ -160,6 +160,9 @@ class LogManager:
         failed: list[str] = []
         try:
             for (topic, index), plog in self._logs.items():
+                if plog.offline:
+                    # No clean-shutdown marker then: the next open must fully recover this log.
+                    failed.append(f"{topic}-{index}: offline after an earlier disk error")
                 try:
                     plog.close(clean=clean)
                 except (OSError, StorageError) as exc:

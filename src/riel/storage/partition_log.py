@@ -144,6 +144,11 @@ class PartitionLog:
         return self._active_segment.next_offset
 
     @property
+    def offline(self) -> bool:
+        """A write or fsync failed: appends are refused and the next open must recover the log."""
+        return self._failure is not None
+
+    @property
     def recovery_point(self) -> int:
         """Offsets below this are fsync'ed."""
         return self._recovery_point
