@@ -49,10 +49,7 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
                 continue
             records = part["records"]
             try:
-                # One copy out of the request frame, so the storage layer can patch offsets in place.
-                result = plog.append(
-                    bytearray(records if records is not None else b""), now_ms, defer_flush=defer_flush
-                )
+                result = plog.append(_writable(records), now_ms, defer_flush=defer_flush)
             except KafkaApiError as exc:
                 entry["error_code"] = exc.code
                 entry["error_message"] = exc.message or None
@@ -89,3 +86,11 @@ async def _acknowledge_when_durable(
     except StorageError as exc:
         log.error("fsync of %s failed: %s", plog.directory, exc)
         entry.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc), base_offset=-1)
+
+
+def _writable(records: memoryview | None) -> bytearray | memoryview:
+    """The server hands us a writable view into the request frame: storage patches offsets in place
+    and writes it out with no copy in between. Read-only input (in-process callers) is copied once."""
+    if records is None:
+        return bytearray()
+    return bytearray(records) if records.readonly else records

@@ -46,16 +46,25 @@ class FrameDecoder:
             raise self._error
         return size
 
-    def next_frame(self) -> bytes | None:
-        """The next complete frame's payload (without the size prefix), or None if more bytes are needed."""
+    def next_frame(self) -> memoryview | None:
+        """The next complete frame's payload (without the size prefix), or None if more bytes are needed.
+
+        The payload is a writable view owned by the caller (nothing here touches it again), so the
+        broker can patch offsets into a produced batch where it lies instead of copying it out.
+        """
         if self._error is not None:
             raise self._error
         size = self._check_size()
         if size is None or len(self._buf) - self._pos - 4 < size:
             return None
         start = self._pos + 4
-        with memoryview(self._buf) as view:  # one copy, and the view is released before compaction
-            frame = bytes(view[start : start + size])
+        if self._pos == 0 and len(self._buf) == start + size:
+            # The buffer holds exactly this frame (the usual case for a large produce): hand it over
+            # whole, without a copy, and start a fresh buffer.
+            frame = memoryview(self._buf)[start:]
+            self._buf = bytearray()
+            return frame
+        frame = memoryview(self._buf[start : start + size])  # one copy, not shared with the buffer
         self._pos = start + size
         if self._pos > 65536 and self._pos * 2 > len(self._buf):
             # Compact now and then so a long pipelined stream does not keep consumed bytes alive.

@@ -35,7 +35,7 @@ class KafkaConnection(asyncio.Protocol):
         self._router = router
         self._decoder = FrameDecoder(max_frame_size)
         self._connections = connections
-        self._frames: collections.deque[bytes] = collections.deque()
+        self._frames: collections.deque[memoryview] = collections.deque()
         self._frame_ready = asyncio.Event()
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -68,7 +68,7 @@ class KafkaConnection(asyncio.Protocol):
             self._decoder.receive_data(data)
             while (frame := self._decoder.next_frame()) is not None:
                 self._frames.append(frame)
-                self._queued_bytes += len(frame)
+                self._queued_bytes += frame.nbytes
         except ProtocolError as exc:
             self._abort(f"malformed frame: {exc}")
             return
@@ -102,7 +102,7 @@ class KafkaConnection(asyncio.Protocol):
                     await self._frame_ready.wait()
                     continue
                 frame = self._frames.popleft()
-                self._queued_bytes -= len(frame)
+                self._queued_bytes -= frame.nbytes
                 relieved = (
                     len(self._frames) < MAX_QUEUED_FRAMES // 2 and self._queued_bytes < MAX_QUEUED_BYTES // 2
                 )

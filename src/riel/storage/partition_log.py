@@ -318,7 +318,9 @@ class PartitionLog:
     # ----------------------------------------------------------------------------------------------
     # Appending
 
-    def append(self, batches: bytearray, now_ms: int, *, defer_flush: bool = False) -> AppendResult:
+    def append(
+        self, batches: bytearray | memoryview, now_ms: int, *, defer_flush: bool = False
+    ) -> AppendResult:
         """Validate, deduplicate, assign offsets to and store the batches of one produce request.
 
         ``batches`` is patched in place (base offsets, and timestamps for LogAppendTime topics).
