@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from riel.broker.context import BrokerContext, wall_clock_ms
+from riel.broker.context import BrokerContext
 from riel.broker.router import Router, served_apis
+from riel.clock import wall_clock_ms
 from riel.config import TOPIC_CONFIG_DEFAULTS, BrokerConfig, FlushPolicy
 from riel.coordinator.coordinator import GroupCoordinator
 from riel.coordinator.driver import CoordinatorDriver

@@ -4,19 +4,15 @@ append notifier."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from riel.broker.durability import GroupCommit
+from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
 from riel.coordinator.driver import CoordinatorDriver
 from riel.storage.log_manager import LogManager
 from riel.storage.producer_ids import ProducerIdAllocator
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

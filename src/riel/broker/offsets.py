@@ -63,13 +63,10 @@ async def handle_delete_records(ctx: BrokerContext, request: Request) -> Message
             before = part["offset"]
             if before == -1:  # -1 means "up to the high watermark"
                 before = plog.high_watermark
-            if before < 0 or before > plog.high_watermark:
-                entry["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
-                entry["low_watermark"] = plog.log_start_offset
-                continue
             try:
-                entry["low_watermark"] = plog.delete_records(before)
+                entry["low_watermark"] = plog.delete_records(before)  # range-checks ``before`` itself
             except (KafkaApiError, StorageError) as exc:
                 entry["error_code"] = exc.code
+                entry["low_watermark"] = plog.log_start_offset
         topics.append({"name": topic["name"], "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}

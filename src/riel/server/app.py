@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 
-from riel.broker.context import BrokerContext, wall_clock_ms
+from riel.broker.context import BrokerContext
 from riel.broker.router import Router
+from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
 from riel.coordinator.coordinator import GroupCoordinator
 from riel.coordinator.driver import CoordinatorDriver

@@ -23,12 +23,12 @@ import logging
 import os
 import re
 import shutil
-import time
 import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from riel.clock import wall_clock_ms
 from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.storage.atomic_file import fsync_dir
@@ -49,8 +49,6 @@ CHECKPOINT_INTERVAL_MS: Final = 60_000  # Kafka's log.flush.offset.checkpoint.in
 _LEGAL_TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]+")
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def validate_topic_name(name: str) -> None:
@@ -114,7 +112,7 @@ class LogManager:
         """Lock the directory, load the catalogue and open (recovering as needed) every partition."""
         if self._opened:
             return
-        now = _wall_clock_ms() if now_ms is None else now_ms
+        now = wall_clock_ms() if now_ms is None else now_ms
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:

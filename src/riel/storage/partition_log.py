@@ -25,11 +25,11 @@ import contextlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from riel.clock import wall_clock_ms
 from riel.config import FlushPolicy
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.records.batch import decode_batch
@@ -62,8 +62,6 @@ CHECKPOINT_FILE: Final = "checkpoint.json"
 _TIMESTAMP_TYPE_LOG_APPEND: Final = 1
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +197,7 @@ class PartitionLog:
         (CRC-32C), the first bad or torn batch and everything after it is truncated, and indexes are
         rebuilt. Producer state is reloaded from the newest snapshot plus the batch headers after it.
         """
-        now = _wall_clock_ms() if now_ms is None else now_ms
+        now = wall_clock_ms() if now_ms is None else now_ms
         directory.mkdir(parents=True, exist_ok=True)
         plog = cls(directory, config, flush)
         bases = _remove_leftovers_and_list_segments(directory)
@@ -630,7 +628,7 @@ class PartitionLog:
         self.checkpoint()
         active = self._active_segment
         if active.size and active.next_offset <= before_offset:
-            self._roll(_wall_clock_ms())  # every batch goes: keep an empty active segment at the end
+            self._roll(wall_clock_ms())  # every batch goes: keep an empty active segment at the end
         removed = False
         while len(self._segments) > 1 and self._segments[1].base_offset <= before_offset:
             self._segments.pop(0).delete()
