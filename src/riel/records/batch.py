@@ -45,6 +45,7 @@ __all__ = [
     "decode_batch",
     "decode_batches",
     "encode_batch",
+    "frame_batch",
     "increment_sequence",
     "patch_base_offset",
     "read_header",
@@ -77,7 +78,41 @@ def encode_batch(
     if base_timestamp is None:
         base_timestamp = records[0].timestamp
     body = encode_records(records, base_timestamp)
-    payload = compress(compression, body)
+    batch = frame_batch(
+        body,
+        len(records),
+        base_timestamp,
+        max(record.timestamp for record in records),
+        base_offset=base_offset,
+        compression=compression,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        is_transactional=is_transactional,
+        partition_leader_epoch=partition_leader_epoch,
+        is_control=is_control,
+    )
+    return bytes(batch)
+
+
+def frame_batch(
+    records_section: bytes | bytearray,
+    count: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    *,
+    base_offset: int = 0,
+    compression: int = Compression.NONE,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    is_transactional: bool = False,
+    partition_leader_epoch: int = -1,
+    is_control: bool = False,
+) -> bytearray:
+    """A v2 batch around an encoded (uncompressed) records section of ``count`` records: header,
+    compression, CRC. The SDK encodes sections with ``fast_records`` and frames them here."""
+    payload = compress(compression, bytes(records_section)) if compression else records_section
     attributes = int(compression) | (TRANSACTIONAL_MASK if is_transactional else 0)
     attributes |= CONTROL_MASK if is_control else 0
     batch = bytearray(BATCH_HEADER_SIZE)
@@ -90,17 +125,17 @@ def encode_batch(
         CURRENT_MAGIC,
         0,  # CRC, computed below once the batch is complete
         attributes,
-        len(records) - 1,
+        count - 1,
         base_timestamp,
-        max(record.timestamp for record in records),
+        max_timestamp,
         producer_id,
         producer_epoch,
         base_sequence,
-        len(records),
+        count,
     )
     batch += payload
     _CRC_FIELD.pack_into(batch, CRC_OFFSET, batch_crc(batch, 0, len(batch)))
-    return bytes(batch)
+    return batch
 
 
 def decode_batches(
