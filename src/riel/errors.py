@@ -160,3 +160,40 @@ class StorageError(RielError):
 
 class DataDirLockedError(RielError):
     """Another process already owns the data directory."""
+
+
+class TopicExistsError(KafkaApiError):
+    """``create_topic`` of a name that exists (SDK)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic!r} already exists")
+        self.topic = topic
+
+
+class UnknownTopicError(KafkaApiError):
+    """An SDK call named a topic (or partition) that does not exist."""
+
+    def __init__(self, topic: str, detail: str = "") -> None:
+        super().__init__(
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            detail or f"topic {topic!r} does not exist: create it first (create_topic) or publish to it",
+        )
+        self.topic = topic
+
+
+class PublishError(KafkaApiError):
+    """A published message was not acknowledged; ``code`` says why (SDK)."""
+
+
+class GroupRequiredError(KafkaApiError):
+    """A consumer without a group was asked to commit or for committed offsets (SDK)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            ErrorCode.INVALID_GROUP_ID,
+            f"{what} needs a consumer group: subscribe(topics, group='name') to commit offsets",
+        )
+
+
+class NotAssignedError(RielError, ValueError):
+    """A consumer was asked to seek, pause or report on a partition it does not read (SDK)."""

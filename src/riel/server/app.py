@@ -26,7 +26,14 @@ TICK_INTERVAL_S = 0.2
 class RielServer:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
-        self.log_manager = LogManager(config.data_dir, config.flush, config.topic_defaults)
+        self.log_manager = LogManager(
+            config.data_dir,
+            config.flush,
+            config.topic_defaults,
+            owner_note=f"riel serve listening on {config.host}:{config.port}, "
+            f"reach it with riel.connect('{config.advertised_host or config.host}:"
+            f"{config.advertised_port or config.port}')",
+        )
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None
         self._stopped = asyncio.Event()
@@ -63,8 +70,14 @@ class RielServer:
         sockets = self._server.sockets
         if sockets and self.config.port == 0:
             self.config.port = sockets[0].getsockname()[1]
-        log.info("riel %s listening on %s:%d, data in %s, flush policy %s", _version(), self.config.host,
-                 self.config.port, self.config.data_dir, self.config.flush.name)
+        log.info(
+            "riel %s listening on %s:%d, data in %s, flush policy %s",
+            _version(),
+            self.config.host,
+            self.config.port,
+            self.config.data_dir,
+            self.config.flush.name,
+        )
 
     async def _tick_storage(self) -> None:
         # Interval flushes must happen even when no append arrives to trigger them.
@@ -96,9 +109,13 @@ class RielServer:
 
 
 def _version() -> str:
-    from riel import __version__
+    # From the installed distribution: importing the ``riel`` package itself would pull in the SDK.
+    from importlib.metadata import PackageNotFoundError, version
 
-    return __version__
+    try:
+        return version("riel")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 async def _main(config: BrokerConfig) -> None:

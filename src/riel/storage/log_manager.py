@@ -49,8 +49,6 @@ CHECKPOINT_INTERVAL_MS: Final = 60_000  # Kafka's log.flush.offset.checkpoint.in
 _LEGAL_TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]+")
 
 
-
-
 def validate_topic_name(name: str) -> None:
     """Kafka's rules; ``KafkaApiError(INVALID_TOPIC_EXCEPTION)`` explaining which one is broken."""
     if not name:
@@ -86,11 +84,14 @@ class LogManager:
     fails or the catalogue is damaged.
     """
 
-    def __init__(self, data_dir: Path, flush: FlushPolicy, topic_defaults: dict[str, str]) -> None:
+    def __init__(
+        self, data_dir: Path, flush: FlushPolicy, topic_defaults: dict[str, str], *, owner_note: str = ""
+    ) -> None:
+        """``owner_note`` is written to the lock file for the error another opener gets."""
         self.data_dir = Path(data_dir)
         self.flush_policy = flush
         self.topic_defaults = {**TOPIC_CONFIG_DEFAULTS, **topic_defaults}
-        self._lock = DataDirLock(self.data_dir)
+        self._lock = DataDirLock(self.data_dir, owner_note)
         self._topics: dict[str, TopicInfo] = {}
         self._topics_by_id: dict[uuid.UUID, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
