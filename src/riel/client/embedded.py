@@ -299,6 +299,8 @@ class EmbeddedLog(EventLog):
                     topic, f"topic {topic!r} has partitions 0..{count - 1}; there is no partition {partition}"
                 )
             return partition
+        if count == 1:
+            return 0
         if key is not None:
             return partition_for_key(key, count)
         # Sticky partitioner (KIP-480): stay on one partition until its batch is sealed.
