@@ -44,7 +44,7 @@ class Message(NamedTuple):
     timestamp: int  # milliseconds since the epoch
     key: Any
     value: Any
-    headers: list[Header]
+    headers: tuple[Header, ...]  # (name, value) pairs in order; () when there are none
 
     @property
     def time(self) -> datetime:

@@ -221,7 +221,7 @@ def _to_message(raw: KafkaMessage, key_codec: Codec, value_codec: Codec) -> Mess
         ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1,
         _decode_optional(key_codec, raw.key()),
         _decode_optional(value_codec, raw.value()),
-        _normalise_headers(headers) or [],
+        tuple(_normalise_headers(headers) or ()),
     )
 
 
