@@ -65,6 +65,19 @@ def test_deletions_are_durable(tmp_path: Path) -> None:
     again.close()
 
 
+def test_deleting_a_topic_forgets_every_groups_offsets_of_it(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.commit("g", {("t", 0): CommittedOffset(1), ("u", 0): CommittedOffset(2)}, NOW)
+    store.commit("h", {("t", 1): CommittedOffset(3)}, NOW)
+    store.delete_topic_offsets("t", NOW)
+    store.delete_topic_offsets("never-committed", NOW)
+    assert state(store) == {"g": {("u", 0): CommittedOffset(2)}}
+    store.close()
+    again = open_store(tmp_path)
+    assert again.group_offsets("g") == {("u", 0): CommittedOffset(2)} and again.group_offsets("h") == {}
+    again.close()
+
+
 @pytest.mark.parametrize("cut", [1, 5, 8, 20])
 def test_torn_tail_is_truncated_and_later_commits_survive(tmp_path: Path, cut: int) -> None:
     store = open_store(tmp_path)

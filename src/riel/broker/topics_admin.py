@@ -6,6 +6,7 @@ import uuid
 
 from riel.broker.context import BrokerContext
 from riel.broker.topic_configs import CONFIG_TYPES
+from riel.clock import wall_clock_ms
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
@@ -111,6 +112,9 @@ async def handle_delete_topics(ctx: BrokerContext, request: Request) -> Message:
         entry["topic_id"] = info.topic_id
         try:
             ctx.log.delete_topic(info.name)
+            # Committed offsets die with the topic, as in Kafka: a topic re-created under the same
+            # name starts from the consumers' reset policy, not from the old topic's positions.
+            ctx.groups.coordinator.offsets.delete_topic_offsets(info.name, wall_clock_ms())
         except (KafkaApiError, StorageError) as exc:
             entry["error_code"] = exc.code
             entry["error_message"] = exc.message or None

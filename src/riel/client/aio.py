@@ -60,12 +60,22 @@ class AsyncConsumer:
 
     def __init__(self, consumer: Consumer) -> None:
         self.sync = consumer
+        # A waiting poll runs in a worker thread. If the awaiting task is cancelled, the thread still
+        # takes a message; it is kept here for the next poll instead of being lost.
+        self._inflight: asyncio.Future[Message | None] | None = None
 
     async def poll(self, timeout: float | None = None) -> Message | None:
-        message = self.sync.poll(0)  # buffered messages come without a thread hop
-        if message is not None or timeout == 0:
-            return message
-        return await asyncio.to_thread(self.sync.poll, timeout)
+        if self._inflight is None:
+            message = self.sync.poll(0)  # buffered messages come without a thread hop
+            if message is not None or timeout == 0:
+                return message
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(self.sync.poll, timeout))
+        inflight = self._inflight
+        try:
+            return await asyncio.shield(inflight)  # cancelling us leaves the poll (and its message)
+        finally:
+            if inflight.done() and self._inflight is inflight:
+                self._inflight = None
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         while not self.sync.closed:

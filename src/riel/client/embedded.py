@@ -25,6 +25,7 @@ import random
 import shutil
 import tempfile
 import threading
+import uuid
 import weakref
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -76,6 +77,7 @@ from riel.storage.partition_log import PartitionLog
 
 MEMORY = ":memory:"
 MAX_RECORD_SLACK = 128  # bytes kept free below max.message.bytes for the batch header and varints
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _memory_dir() -> Path:
@@ -136,6 +138,7 @@ class EmbeddedLog(EventLog):
         self.default_partitions = default_partitions
         self.max_poll_interval_ms = max_poll_interval_ms
         self.lock = threading.RLock()
+        self._close_lock = threading.Lock()
         self.data_changed = threading.Condition(self.lock)
         self.data_version = 0  # bumped (under lock) whenever consumers may have something new to see
         self.metadata_version = 0  # bumped when topics appear or disappear
@@ -157,6 +160,9 @@ class EmbeddedLog(EventLog):
             raise
         self._counts = {name: info.partitions for name, info in self._logs.topics().items()}
         self._max_record = {name: self._record_limit(name) for name in self._counts}
+        self._batch_bytes = batch_bytes
+        # A batch must fit max.message.bytes whole, or the log refuses every message in it.
+        self._batch_limit = {name: min(batch_bytes, limit) for name, limit in self._max_record.items()}
         self._groups: dict[str, EmbeddedGroup] = {}
         self._consumers: weakref.WeakSet[EmbeddedConsumer] = weakref.WeakSet()
         self._sticky: dict[str, tuple[int, Batch | None]] = {}
@@ -183,14 +189,18 @@ class EmbeddedLog(EventLog):
             return TopicDescription(name, info.partitions, dict(info.configs))
 
     def delete_topic(self, name: str) -> None:
-        self._writer.flush(None)  # nothing queued for it may land in a new topic of the same name
+        # Let what was published to it so far land first (failures are the publishers' to see).
+        self._writer.wait_all(None)
         with self.lock:
             self._check_open()
             if name not in self._counts:
                 raise UnknownTopicError(name)
             self._logs.delete_topic(name)
+            # Offsets die with the topic: a new topic of that name is read from the start policy.
+            self._offsets.delete_topic_offsets(name, wall_clock_ms())
             del self._counts[name]
             self._max_record.pop(name, None)
+            self._batch_limit.pop(name, None)
             self._sticky.pop(name, None)
             self._metadata_changed()
 
@@ -224,9 +234,15 @@ class EmbeddedLog(EventLog):
     def partition_counts(self) -> dict[str, int]:
         return dict(self._counts)
 
+    def topic_id(self, topic: str) -> uuid.UUID | None:
+        """The topic's id: a topic deleted and created again under its name gets a new one."""
+        info = self._logs.topics().get(topic)
+        return None if info is None else info.topic_id
+
     def _topic_added(self, name: str, partitions: int) -> None:
         self._counts[name] = partitions
         self._max_record[name] = self._record_limit(name)
+        self._batch_limit[name] = min(self._batch_bytes, self._max_record[name])
         self._metadata_changed()
 
     def _record_limit(self, topic: str) -> int:
@@ -264,9 +280,14 @@ class EmbeddedLog(EventLog):
         if header_list:
             size += sum(len(name) + len(v or b"") + 8 for name, v in header_list)
         partition = self._choose_partition(topic, key_data, partition)
-        if size > self._max_record[topic]:
+        limits = self._limits(topic)
+        if size > limits[0]:
             raise self._too_large(topic, size)
-        batch, index = self._writer.add(topic, partition, (key_data, data, header_list, when), size)
+        if not _INT64_MIN <= when <= _INT64_MAX:
+            raise ValueError(f"timestamp {when} ms is outside the 64-bit range Kafka timestamps use")
+        batch, index = self._writer.add(
+            topic, partition, (key_data, data, header_list, when), size, limits[1]
+        )
         return EmbeddedPublishFuture(self._writer, batch, index)
 
     def publish_many(
@@ -283,12 +304,13 @@ class EmbeddedLog(EventLog):
         lengths = list(map(len, datas)) if None not in datas else [len(d) if d else 0 for d in datas]
         partition = self._choose_partition(topic, key_data, partition)
         largest = max(lengths) + extra
-        if largest > self._max_record[topic]:
+        limits = self._limits(topic)
+        if largest > limits[0]:
             raise self._too_large(topic, largest)
         ends = list(itertools.accumulate(lengths, lambda total, n: total + n + extra, initial=0))[1:]
         when = wall_clock_ms()
         items: list[Item] = list(zip(repeat(key_data), datas, repeat(None), repeat(when), strict=False))
-        parts = self._writer.add_many(topic, partition, items, ends)
+        parts = self._writer.add_many(topic, partition, items, ends, limits[1])
         return EmbeddedManyFuture(self._writer, parts)
 
     def _choose_partition(self, topic: str, key: bytes | None, partition: int | None) -> int:
@@ -320,11 +342,19 @@ class EmbeddedLog(EventLog):
         self._sticky[topic] = (chosen, None)
         return chosen
 
+    def _limits(self, topic: str) -> tuple[int, int]:
+        """(largest message, largest batch) for the topic; it may have been deleted just now."""
+        largest, batch = self._max_record.get(topic), self._batch_limit.get(topic)
+        if largest is None or batch is None:
+            raise UnknownTopicError(topic, f"topic {topic!r} was deleted while publishing to it")
+        return largest, batch
+
     def _too_large(self, topic: str, size: int) -> PublishError:
         return PublishError(
             ErrorCode.MESSAGE_TOO_LARGE,
             f"a message of about {size} bytes exceeds topic {topic!r}'s max.message.bytes "
-            f"({self._max_record[topic] + MAX_RECORD_SLACK}); raise it with topic config max.message.bytes",
+            f"({self._max_record.get(topic, 0) + MAX_RECORD_SLACK}); raise it with topic config "
+            "max.message.bytes",
         )
 
     def flush(self, timeout: float | None = None) -> None:
@@ -403,6 +433,7 @@ class EmbeddedLog(EventLog):
         value_codec: CodecSpec | None = None,
         key_codec: CodecSpec | None = None,
     ) -> EmbeddedConsumer:
+        self._check_open()
         names = [topics] if isinstance(topics, str) else list(topics)
         if not names:
             raise ValueError("subscribe needs at least one topic")
@@ -459,6 +490,7 @@ class EmbeddedLog(EventLog):
         until_ms = to_millis(until) if isinstance(until, datetime) else None
         ranges: list[tuple[int, int, int]] = []
         with self.lock:
+            self._check_open()
             count = self._counts.get(topic)
             if count is None:
                 raise UnknownTopicError(topic)
@@ -527,11 +559,16 @@ class EmbeddedLog(EventLog):
             raise RuntimeError("this event log is closed")
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._writer.close()  # writes (and acknowledges) everything published so far
-        for consumer in list(self._consumers):
-            consumer.close()
+        with self._close_lock:  # a second caller returns only once the first has finished
+            if self._closed:
+                return
+            self._writer.close()  # writes (and acknowledges) everything published so far
+            for consumer in list(self._consumers):
+                consumer.close()
+            self._close_storage()
+        self._remove_temp_dir()
+
+    def _close_storage(self) -> None:
         with self.lock:
             self._closed = True
             try:
@@ -539,7 +576,6 @@ class EmbeddedLog(EventLog):
             finally:
                 self._logs.close(clean=True)
                 self.notify()
-        self._remove_temp_dir()
 
     def _remove_temp_dir(self) -> None:
         if self._temp_dir is not None:

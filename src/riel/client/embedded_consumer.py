@@ -13,6 +13,7 @@ crash replays at most what was in progress: at-least-once.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -75,13 +76,15 @@ class EmbeddedConsumer(Consumer):
         self._committed_positions: dict[TopicPartition, int] = {}
         self._group: EmbeddedGroup | None = None
         self._member: Member | None = None
+        self._topic_ids: dict[str, uuid.UUID | None] = {}
+        # What the per-message path bumps: the group's Member, or a private one without a group.
+        self._liveness = Member("", self._topics, 0)
         with log.lock:
             for topic in topics:
                 log.partition_count(topic)  # created on first use, as publish does
             if group is not None:
                 self._group = log.group(group)
-                self._member = self._group.join(self._topics, wall_clock_ms(), log.partition_counts())
-                log.notify()  # the other members have partitions to give up
+                self._join(wall_clock_ms())
             self._housekeeping()
 
     # ------------------------------------------------------------------------------------ reading
@@ -90,6 +93,7 @@ class EmbeddedConsumer(Consumer):
         index = self._index
         if index < self._stop:
             self._index = index + 1
+            self._liveness.polls += 1
             return self._chunk[index]
         return self._poll_slow(timeout)
 
@@ -98,6 +102,7 @@ class EmbeddedConsumer(Consumer):
             index = self._index
             if index < self._stop:
                 self._index = index + 1
+                self._liveness.polls += 1
                 yield self._chunk[index]
                 continue
             message = self._poll_slow(HOUSEKEEPING_WAIT_S)
@@ -124,7 +129,13 @@ class EmbeddedConsumer(Consumer):
                     if deadline is not None:
                         wait = min(wait, deadline - time.monotonic())
                     if wait > 0:
-                        log.data_changed.wait(wait)
+                        member = self._liveness
+                        member.waiting = True
+                        try:
+                            log.data_changed.wait(wait)
+                        finally:
+                            member.waiting = False
+                            member.last_poll_ms = wall_clock_ms()
             if deadline is not None and time.monotonic() >= deadline:
                 with log.lock:
                     return self._next_buffered()
@@ -136,6 +147,7 @@ class EmbeddedConsumer(Consumer):
                 self._stop = min(len(self._chunk), self._index + MAX_POLL_RECORDS)
                 index = self._index
                 self._index = index + 1
+                self._liveness.polls += 1
                 return self._chunk[index]
             self._finish_chunk()
             if not self._queue:
@@ -199,18 +211,32 @@ class EmbeddedConsumer(Consumer):
 
     # ------------------------------------------------------------------------------- housekeeping
 
+    def _wake(self) -> None:
+        """Called (under the log's lock, from any thread) when the group wants this consumer's
+        attention: the per-message path ends, so the next poll does housekeeping."""
+        self._stop = 0
+
+    def _join(self, now: int) -> None:
+        assert self._group is not None
+        self._member = self._liveness = self._group.join(
+            self._topics, now, self._log.partition_counts(), wake=self._wake
+        )
+        self._log.notify()  # the other members have partitions to give up
+
     def _housekeeping(self) -> None:
-        """Liveness, rebalances, new topics, auto-commit. Under the log's lock."""
+        """Liveness, rebalances, re-created topics, auto-commit. Under the log's lock."""
         log = self._log
         now = wall_clock_ms()
         group, member = self._group, self._member
+        if self._metadata_version != log.metadata_version:
+            self._forget_replaced_topics()
         if group is not None and member is not None:
             counts = log.partition_counts()
             if not group.is_member(member):  # removed for not polling: join again, from committed
-                self._drop_buffer(set(self._assigned))
-                self._assigned.clear()
-                member = self._member = group.join(self._topics, now, counts)
-                log.notify()
+                self._drop_partitions(set(self._assigned))
+                self._join(now)
+                member = self._member
+                assert member is not None
             member.last_poll_ms = now
             if group.evict_stale(now, counts):
                 log.notify()
@@ -219,38 +245,59 @@ class EmbeddedConsumer(Consumer):
             ):
                 revoked = group.revoked(member)
                 if revoked:
-                    positions = self._current_positions(revoked)
                     if self._auto_commit:
-                        self._commit_now(
-                            {tp: o for tp, o in positions.items() if tp[0] in log.partition_counts()}
-                        )
-                    self._drop_buffer(revoked)
+                        positions = self._current_positions(revoked)
+                        self._commit_now({tp: o for tp, o in positions.items() if tp[0] in counts})
+                    self._drop_partitions(revoked)
                     group.release(member, revoked)
-                    self._assigned -= revoked
                     log.notify()
                 for tp in group.claim(member):
-                    committed = log.committed_offset(group.name, tp)
-                    self._assign(tp, committed)
+                    self._assign(tp, log.committed_offset(group.name, tp))
                 self._generation = group.generation
-        elif self._metadata_version != log.metadata_version:
-            counts = log.partition_counts()
-            wanted = {(t, p) for t in self._topics for p in range(counts.get(t, 0))}
-            self._drop_buffer(self._assigned - wanted)
-            self._assigned &= wanted
+        elif self._metadata_version != log.metadata_version or len(self._assigned) < len(self._wanted()):
+            wanted = self._wanted()
+            self._drop_partitions(self._assigned - wanted)
             for tp in wanted - self._assigned:
                 self._assign(tp, None)
         self._metadata_version = log.metadata_version
         if self._auto_commit and now - self._last_commit_ms >= self._commit_interval_ms:
             self._commit_now(self._current_positions(self._assigned))
 
+    def _wanted(self) -> set[TopicPartition]:
+        counts = self._log.partition_counts()
+        return {(t, p) for t in self._topics for p in range(counts.get(t, 0))}
+
+    def _forget_replaced_topics(self) -> None:
+        """Partitions of topics deleted (and maybe created again) since we assigned them: their
+        positions mean nothing now. Dropped without committing; the group hands them out again."""
+        log = self._log
+        stale = {tp for tp in self._assigned if log.topic_id(tp[0]) != self._topic_ids.get(tp[0])}
+        if not stale:
+            return
+        self._drop_partitions(stale)
+        if self._group is not None and self._member is not None:
+            self._group.release(self._member, stale)
+            log.notify()
+
     def _assign(self, tp: TopicPartition, offset: int | None) -> None:
         plog = self._log.partition(*tp)
         if plog is None:
             return
+        self._topic_ids[tp[0]] = self._log.topic_id(tp[0])
         if offset is None:
             offset = plog.log_start_offset if self._start == "earliest" else plog.high_watermark
         self._assigned.add(tp)
         self._positions[tp] = self._fetch_positions[tp] = offset
+
+    def _drop_partitions(self, partitions: set[TopicPartition]) -> None:
+        """Stop reading ``partitions``: buffered messages, positions and pause state go."""
+        self._drop_buffer(partitions)
+        self._assigned -= partitions
+        self._paused -= partitions
+        for tp in partitions:
+            self._positions.pop(tp, None)
+            self._fetch_positions.pop(tp, None)
+            self._committed_positions.pop(tp, None)
 
     def _drop_buffer(self, partitions: set[TopicPartition]) -> None:
         """Forget buffered messages of ``partitions``; their positions stay at the last returned one."""
@@ -289,12 +336,34 @@ class EmbeddedConsumer(Consumer):
         if self._group_name is None:
             raise GroupRequiredError("commit")
         with self._log.lock:
+            self._check_ownership(
+                [(message.topic, message.partition)] if message is not None else list(offsets or ())
+            )
             if message is not None:
                 offsets = {(message.topic, message.partition): message.offset + 1}
             elif offsets is None:
                 offsets = self._current_positions(self._assigned)
             self._committed_positions.clear()  # an explicit commit always writes
             self._commit_now(dict(offsets))
+
+    def _check_ownership(self, partitions: list[TopicPartition]) -> None:
+        """Only the member that owns a partition may commit it (Kafka's CommitFailedException):
+        a member that lost it would otherwise rewind the new owner's progress."""
+        group, member = self._group, self._member
+        assert group is not None and member is not None
+        if not group.is_member(member):
+            raise KafkaApiError(
+                ErrorCode.UNKNOWN_MEMBER_ID,
+                "this consumer was removed from its group (it did not poll within max_poll_interval_ms); "
+                "its partitions went to other members, so it cannot commit: poll again to rejoin",
+            )
+        lost = sorted(tp for tp in partitions if tp not in member.owned)
+        if lost:
+            raise KafkaApiError(
+                ErrorCode.ILLEGAL_GENERATION,
+                f"cannot commit {lost}: the group gave those partitions to another member in a "
+                "rebalance; their messages will be processed there",
+            )
 
     def committed(
         self, partitions: Iterable[TopicPartition] | None = None
@@ -402,10 +471,13 @@ class EmbeddedConsumer(Consumer):
             if log.closed:
                 return
             group, member = self._group, self._member
-            if group is not None and member is not None:
+            if group is not None and member is not None and group.is_member(member):
                 if self._auto_commit:
                     counts = log.partition_counts()
-                    positions = self._current_positions(self._assigned)
+                    positions = self._current_positions(member.owned & self._assigned)
                     self._commit_now({tp: o for tp, o in positions.items() if tp[0] in counts})
                 group.leave(member, log.partition_counts())
+            self._drop_partitions(set(self._assigned))  # nothing more is handed out
+            self._chunk, self._chunk_tp, self._index, self._stop = [], None, 0, 0
+            self._queue.clear()
             log.notify()

@@ -17,7 +17,7 @@ serialises access (the embedded log's lock) and passes the time in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from riel.client.api import TopicPartition
@@ -25,12 +25,24 @@ from riel.client.api import TopicPartition
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000  # Kafka's max.poll.interval.ms
 
 
-@dataclass
+@dataclass(eq=False)
 class Member:
+    """A consumer's membership. ``polls`` is bumped by the consumer on every message it hands out (an
+    integer add, cheap enough for the per-message path); the group notices liveness from it changing.
+    ``wake`` makes the consumer do its housekeeping on its next poll (partitions to give up)."""
+
     member_id: str
     topics: frozenset[str]
     last_poll_ms: int
     owned: set[TopicPartition] = field(default_factory=set)
+    polls: int = 0
+    seen_polls: int = 0
+    waiting: bool = False  # blocked inside poll() for messages: alive, as in Kafka
+    wake: Callable[[], None] | None = None
+
+    def notify(self) -> None:
+        if self.wake is not None:
+            self.wake()
 
 
 def range_assign(members: list[Member], partitions_of: dict[str, int]) -> dict[str, set[TopicPartition]]:
@@ -63,9 +75,15 @@ class EmbeddedGroup:
         self.owners: dict[TopicPartition, str] = {}
         self._next_member = 0
 
-    def join(self, topics: Iterable[str], now_ms: int, partitions_of: dict[str, int]) -> Member:
+    def join(
+        self,
+        topics: Iterable[str],
+        now_ms: int,
+        partitions_of: dict[str, int],
+        wake: Callable[[], None] | None = None,
+    ) -> Member:
         self._next_member += 1
-        member = Member(f"{self.name}-{self._next_member:06d}", frozenset(topics), now_ms)
+        member = Member(f"{self.name}-{self._next_member:06d}", frozenset(topics), now_ms, wake=wake)
         self.members[member.member_id] = member
         self.rebalance(partitions_of)
         return member
@@ -77,15 +95,28 @@ class EmbeddedGroup:
                 del self.owners[tp]
         member.owned.clear()
         if self.members.pop(member.member_id, None) is not None:
+            member.notify()
             self.rebalance(partitions_of)
 
     def rebalance(self, partitions_of: dict[str, int]) -> None:
         self.target = range_assign(list(self.members.values()), partitions_of)
         self.generation += 1
+        for member in self.members.values():
+            if member.owned - self.target.get(member.member_id, set()):
+                member.notify()  # it has partitions to give up: no need to wait for its buffer to run dry
 
     def evict_stale(self, now_ms: int, partitions_of: dict[str, int]) -> list[Member]:
-        """Remove members silent for longer than max_poll_interval_ms; returns them."""
-        stale = [m for m in self.members.values() if now_ms - m.last_poll_ms > self.max_poll_interval_ms]
+        """Remove members that handed out nothing and did not poll for longer than
+        max_poll_interval_ms; returns them."""
+        for member in self.members.values():
+            if member.polls != member.seen_polls:
+                member.seen_polls = member.polls
+                member.last_poll_ms = max(member.last_poll_ms, now_ms)
+        stale = [
+            m
+            for m in self.members.values()
+            if not m.waiting and now_ms - m.last_poll_ms > self.max_poll_interval_ms
+        ]
         for member in stale:
             self.leave(member, partitions_of)
         return stale

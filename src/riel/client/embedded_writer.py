@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -182,21 +183,30 @@ class Writer:
         self._buffered = 0
         self._flush_now = False
         self._stopping = False
+        self._callbacks = CallbackRunner()
         self._thread = threading.Thread(target=self._run, name="riel-writer", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------------------ publishing side
 
-    def add(self, topic: str, partition: int, item: Item, size: int) -> tuple[Batch, int]:
-        """Queue one message; returns its batch and index. Blocks while the buffer is full."""
+    def _wait_for_space(self) -> None:
+        """Block (under ``_lock``) while the buffer is full; raise once the log is closing."""
+        while self._buffered > self._buffer_bytes and not self._stopping:
+            # A full buffer is a reason to send now, as in Kafka: don't wait out the linger time.
+            self._flush_now = True
+            self._wakeup.notify()
+            self._space.wait()
+        if self._stopping:
+            raise RuntimeError("the event log is closed")
+
+    def add(self, topic: str, partition: int, item: Item, size: int, limit: int) -> tuple[Batch, int]:
+        """Queue one message in a batch of at most ``limit`` bytes (the smaller of ``batch_bytes`` and
+        the topic's max.message.bytes); returns its batch and index. Blocks while the buffer is full."""
         key = (topic, partition)
         with self._lock:
-            if self._stopping:
-                raise RuntimeError("the event log is closed")
-            while self._buffered > self._buffer_bytes and not self._stopping:
-                self._space.wait()
+            self._wait_for_space()
             batch = self.open_batches.get(key)
-            if batch is not None and batch.size + size > self.batch_bytes:
+            if batch is not None and batch.size + size > limit:
                 self._seal(key, batch)
                 batch = None
             if batch is None:
@@ -208,29 +218,26 @@ class Writer:
             return batch, index
 
     def add_many(
-        self, topic: str, partition: int, items: list[Item], ends: list[int]
+        self, topic: str, partition: int, items: list[Item], ends: list[int], limit: int
     ) -> list[tuple[Batch, int, int]]:
-        """Queue many messages for one partition; ``ends[i]`` is the total size of items 0..i (running
-        sums let batch boundaries be found by bisection instead of a Python loop per message).
-        Returns (batch, start, end) slices in order."""
+        """Queue many messages for one partition, in batches of at most ``limit`` bytes; ``ends[i]`` is
+        the total size of items 0..i (running sums let batch boundaries be found by bisection instead
+        of a Python loop per message). Returns (batch, start, end) slices in order."""
         key = (topic, partition)
         parts: list[tuple[Batch, int, int]] = []
         with self._lock:
-            if self._stopping:
-                raise RuntimeError("the event log is closed")
             i = 0
             n = len(items)
-            limit = self.batch_bytes
             while i < n:
-                while self._buffered > self._buffer_bytes and not self._stopping:
-                    self._space.wait()
+                self._wait_for_space()
                 batch = self.open_batches.get(key)
-                if batch is None or batch.size >= limit:
-                    if batch is not None:
-                        self._seal(key, batch)
-                    batch = self._new_batch(topic, partition)
                 before = ends[i - 1] if i else 0
-                # Fill up to the limit, at least one message (a single one may exceed it).
+                if batch is not None and batch.size + ends[i] - before > limit:
+                    self._seal(key, batch)
+                    batch = None
+                if batch is None:
+                    batch = self._new_batch(topic, partition)
+                # Fill up to the limit, at least one message (each one fits the limit on its own).
                 j = max(i + 1, bisect.bisect_right(ends, before + limit - batch.size, i))
                 start = len(batch.items)
                 batch.items += items[i:j]
@@ -254,16 +261,9 @@ class Writer:
         self._ready.append(batch)
         self._wakeup.notify()
 
-    def seal_partition_batch(self, topic: str, partition: int) -> bool:
-        """Seal the open batch of that partition if there is one (the sticky partitioner moves on)."""
-        with self._lock:
-            batch = self.open_batches.get((topic, partition))
-            if batch is None:
-                return False
-            self._seal((topic, partition), batch)
-            return True
-
-    def flush(self, timeout: float | None) -> None:
+    def wait_all(self, timeout: float | None) -> list[Batch]:
+        """Send everything queued now and wait until it is acknowledged or failed; returns those
+        batches. ``TimeoutError`` if that takes longer than ``timeout`` seconds."""
         with self._lock:
             pending = list(self._unfinished)
             self._flush_now = True
@@ -274,7 +274,11 @@ class Writer:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if not self.acked.wait_for(lambda b=batch: b.done, left):  # type: ignore[misc]
                     raise TimeoutError(f"messages were still unacknowledged after {timeout} s")
-        for batch in pending:
+        return pending
+
+    def flush(self, timeout: float | None) -> None:
+        """``wait_all``, then raise the first failure among those messages (``PublishError``)."""
+        for batch in self.wait_all(timeout):
             if batch.error is not None:
                 raise PublishError(
                     getattr(batch.error, "code", ErrorCode.UNKNOWN_SERVER_ERROR),
@@ -282,17 +286,37 @@ class Writer:
                 )
 
     def close(self) -> None:
+        """Write and acknowledge everything queued, then stop the threads. Safe to call twice or from
+        several threads: every caller returns only once the writer is done."""
         with self._lock:
-            if self._stopping:
-                return
             self._stopping = True
             self._wakeup.notify()
             self._space.notify_all()
-        self._thread.join()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        self._callbacks.close()
 
     # --------------------------------------------------------------------------------- writer thread
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug: fail what is queued rather than leave futures hanging
+            log.exception("the riel writer thread failed")
+            with self._lock:
+                self._stopping = True
+                batches = list(self._unfinished)
+                self.open_batches.clear()
+                self._ready.clear()
+                self._space.notify_all()
+            for batch in batches:
+                batch.error = PublishError(
+                    ErrorCode.UNKNOWN_SERVER_ERROR, f"the writer thread failed: {exc!r}"
+                )
+            self._finish(batches)
+            raise
+
+    def _loop(self) -> None:
         last_tick = time.monotonic()
         while True:
             with self._lock:
@@ -309,7 +333,10 @@ class Writer:
                 self._write(batches)
             if time.monotonic() - last_tick >= TICK_S or stopping:
                 last_tick = time.monotonic()
-                self._log.tick()
+                try:
+                    self._log.tick()
+                except Exception:
+                    log.exception("periodic storage work failed")
             if stopping:
                 with self._lock:
                     leftovers = self._take_all()
@@ -353,7 +380,17 @@ class Writer:
             except Exception as exc:
                 batch.error = PublishError(ErrorCode.INVALID_RECORD, f"cannot encode the message: {exc}")
                 frames.append((batch, None))
-        self._log.append_batches(frames, self._flush_always)
+        try:
+            self._log.append_batches(frames, self._flush_always)
+        except Exception as exc:
+            log.exception("appending published batches failed")
+            for batch in batches:
+                if batch.error is None and batch.base_offset < 0:
+                    batch.error = append_error(exc)
+        self._finish(batches)
+
+    def _finish(self, batches: list[Batch]) -> None:
+        """Release the batches' buffer space, mark them done, wake waiters, queue their callbacks."""
         released = sum(batch.size for batch in batches)
         with self._lock:
             self._buffered -= released
@@ -366,11 +403,40 @@ class Writer:
                 if batch.callbacks:
                     callbacks += batch.callbacks
             self.acked.notify_all()
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("a publish callback raised")
+        if callbacks:
+            self._callbacks.submit(callbacks)
+
+
+class CallbackRunner:
+    """Runs publish callbacks on a thread of their own, started on first use, so a callback that
+    publishes, flushes or waits for a result cannot block the writer that would make progress."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[Callable[[], object]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, callbacks: list[Callable[[], object]]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="riel-callbacks", daemon=True)
+                self._thread.start()
+        self._queue.put(callbacks)
+
+    def _run(self) -> None:
+        while (callbacks := self._queue.get()) is not None:
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("a publish callback raised")
+
+    def close(self) -> None:
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            self._queue.put(None)
+            thread.join()
 
 
 def append_error(exc: BaseException) -> PublishError:

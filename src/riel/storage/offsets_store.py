@@ -369,6 +369,22 @@ class OffsetsStore:
         self._apply((_OP_DELETE_OFFSET, group, tp, None) for tp in doomed)
         self._maybe_compact()
 
+    def delete_topic_offsets(self, topic: str, now_ms: int) -> None:
+        """Forget every group's offsets of ``topic`` (it was deleted), atomically: a topic created
+        later under the same name must not be read from the old topic's positions."""
+        payload = bytearray()
+        doomed: list[tuple[str, TopicPartition]] = []
+        for group, offsets in self._offsets.items():
+            for tp in offsets:
+                if tp[0] == topic:
+                    _encode_delete_offset(payload, group, tp)
+                    doomed.append((group, tp))
+        if not doomed:
+            return
+        self._write(payload, len(doomed), now_ms)
+        self._apply((_OP_DELETE_OFFSET, group, tp, None) for group, tp in doomed)
+        self._maybe_compact()
+
     def delete_group(self, group: str, now_ms: int) -> None:
         if group not in self._offsets:
             return
