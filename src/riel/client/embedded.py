@@ -509,8 +509,11 @@ class EmbeddedLog(EventLog):
                     start = plog.log_start_offset
                 ranges.append((index, start, end))
         streams = [self._replay_partition(topic, p, s, e, until_ms) for p, s, e in ranges if s < e]
-        merged = heapq.merge(*streams, key=lambda m: (m.timestamp, m.partition))
+        # One partition needs no merge, and plain bytes no decoding: skip both on that common path.
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_replay_order)
         key_codec, value_codec = self.key_codec, self.value_codec
+        if isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec):
+            return iter(merged)
         return (decode_with(message, key_codec, value_codec) for message in merged)
 
     def _replay_partition(
@@ -532,6 +535,9 @@ class EmbeddedLog(EventLog):
             if data is None:
                 return
             messages, position = decode_messages(data, topic, index, position)
+            if until_ms is None and messages and messages[-1].offset < end:
+                yield from messages  # the whole read is inside the range
+                continue
             for message in messages:
                 if message.offset >= end or (until_ms is not None and message.timestamp >= until_ms):
                     return
@@ -583,3 +589,7 @@ class EmbeddedLog(EventLog):
 
     def __repr__(self) -> str:
         return f"<EmbeddedLog {self.path} flush={self.flush_policy.name}{' closed' if self._closed else ''}>"
+
+
+def _replay_order(message: Message) -> tuple[int, int]:
+    return message.timestamp, message.partition
