@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from riel.client.api import Consumer, Message, StartPosition, TopicPartition, When, to_millis
@@ -27,6 +27,7 @@ from riel.errors import ErrorCode, GroupRequiredError, KafkaApiError, NotAssigne
 
 if TYPE_CHECKING:
     from riel.client.embedded import EmbeddedLog
+    from riel.storage.partition_log import PartitionLog
 
 MAX_POLL_RECORDS = 500  # Kafka's max.poll.records: how often housekeeping runs at full speed
 AUTO_COMMIT_INTERVAL_MS = 5_000  # Kafka's auto.commit.interval.ms
@@ -413,34 +414,31 @@ class EmbeddedConsumer(Consumer):
     def _partitions(self, partitions: Iterable[TopicPartition] | None) -> list[TopicPartition]:
         return sorted(self._assigned) if partitions is None else self._require_assigned(partitions)
 
+    def _seek_each(
+        self, partitions: Iterable[TopicPartition] | None, where: Callable[[PartitionLog], int]
+    ) -> None:
+        with self._log.lock:
+            targets = {}
+            for tp in self._partitions(partitions):
+                plog = self._log.partition(*tp)
+                if plog is not None:
+                    targets[tp] = where(plog)
+            self._move(targets)
+
     def seek_to_time(self, when: When, partitions: Iterable[TopicPartition] | None = None) -> None:
         millis = to_millis(when)
-        with self._log.lock:
-            targets = {}
-            for tp in self._partitions(partitions):
-                plog = self._log.partition(*tp)
-                if plog is not None:
-                    found = plog.offset_for_timestamp(millis)
-                    targets[tp] = plog.high_watermark if found is None else found[0]
-            self._move(targets)
+
+        def first_at_or_after(plog: PartitionLog) -> int:
+            found = plog.offset_for_timestamp(millis)
+            return plog.high_watermark if found is None else found[0]
+
+        self._seek_each(partitions, first_at_or_after)
 
     def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        with self._log.lock:
-            targets = {}
-            for tp in self._partitions(partitions):
-                plog = self._log.partition(*tp)
-                if plog is not None:
-                    targets[tp] = plog.log_start_offset
-            self._move(targets)
+        self._seek_each(partitions, lambda plog: plog.log_start_offset)
 
     def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        with self._log.lock:
-            targets = {}
-            for tp in self._partitions(partitions):
-                plog = self._log.partition(*tp)
-                if plog is not None:
-                    targets[tp] = plog.high_watermark
-            self._move(targets)
+        self._seek_each(partitions, lambda plog: plog.high_watermark)
 
     def pause(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         with self._log.lock:

@@ -32,6 +32,7 @@ from typing import Final, TypeVar
 
 from riel.errors import ErrorCode
 from riel.records.errors import InvalidRecordError
+from riel.records.record_codec import read_varint
 
 __all__ = [
     "SPEEDUPS",
@@ -182,21 +183,8 @@ def py_encode_records(items: Sequence[Item], base_timestamp: int) -> tuple[bytes
 # decode
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """(value, position after it) of the zigzag varint at ``pos`` -- exactly ``record_codec``'s."""
-    result = 0
-    shift = 0
-    end = len(buf)
-    for _ in range(10):
-        if pos >= end:
-            raise _corrupt("record data ends inside a varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-    raise _corrupt("varint longer than 10 bytes")
+# The slow path of a varint is record_codec's own reader: same values, same errors.
+_read_varint = read_varint
 
 
 def py_decode_records(
