@@ -23,6 +23,9 @@ TOPIC_CONFIG_DEFAULTS: Final[dict[str, str]] = {
     "flush.ms": "9223372036854775807",
     "min.insync.replicas": "1",
     "compression.type": "producer",
+    # Riel's own: "true" makes a topic's records undeletable (no DeleteRecords, retention or topic
+    # deletion, and the setting cannot be weakened once on). See storage/log_config.py.
+    "riel.append.only": "false",
 }
 
 
@@ -91,5 +94,6 @@ class BrokerConfig:
     auto_create_topics: bool = True
     flush: FlushPolicy = field(default_factory=FlushPolicy)
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
+    retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     topic_defaults: dict[str, str] = field(default_factory=lambda: dict(TOPIC_CONFIG_DEFAULTS))
     groups: GroupConfig = field(default_factory=lambda: GroupConfig())

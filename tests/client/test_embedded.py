@@ -348,3 +348,14 @@ def test_async_forms(tmp_path: Path) -> None:
             return values
 
     assert asyncio.run(main()) == [b"one", b"two", b"three", b"three"]
+
+
+def test_append_only_topics_refuse_deletion_embedded(log: EmbeddedLog) -> None:
+    from riel.errors import ErrorCode, KafkaApiError
+
+    log.create_topic("ledger", config={"riel.append.only": "true"})
+    log.publish("ledger", b"entry").result(5)
+    with pytest.raises(KafkaApiError) as refused:
+        log.delete_topic("ledger")
+    assert refused.value.code == ErrorCode.TOPIC_DELETION_DISABLED
+    assert [m.value for m in log.replay("ledger")] == [b"entry"]

@@ -25,4 +25,5 @@ CONFIG_TYPES: Final[dict[str, int]] = {
     "flush.ms": LONG,
     "min.insync.replicas": INT,
     "compression.type": STRING,
+    "riel.append.only": BOOLEAN,
 }

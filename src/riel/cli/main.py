@@ -58,6 +58,15 @@ def cli() -> None:
     help="Largest request frame accepted (socket.request.max.bytes).",
 )
 @click.option(
+    "--retention-check-interval-ms",
+    type=click.IntRange(min=1),
+    default=300_000,
+    show_default=True,
+    envvar="RIEL_RETENTION_CHECK_INTERVAL_MS",
+    help="How often segments past retention.ms / retention.bytes are deleted "
+    "(log.retention.check.interval.ms).",
+)
+@click.option(
     "--group-initial-rebalance-delay-ms",
     type=click.IntRange(min=0),
     default=GroupConfig.initial_rebalance_delay_ms,
@@ -92,6 +101,7 @@ def serve(
     num_partitions: int,
     no_auto_create: bool,
     max_request_bytes: int,
+    retention_check_interval_ms: int,
     group_initial_rebalance_delay_ms: int,
     group_min_session_timeout_ms: int,
     offsets_retention_minutes: int,
@@ -117,6 +127,7 @@ def serve(
         num_partitions=num_partitions,
         auto_create_topics=not no_auto_create,
         max_request_bytes=max_request_bytes,
+        retention_check_interval_ms=retention_check_interval_ms,
         groups=GroupConfig(
             initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
             min_session_timeout_ms=group_min_session_timeout_ms,

@@ -33,6 +33,7 @@ class RielServer:
             owner_note=f"riel serve listening on {config.host}:{config.port}, "
             f"reach it with riel.connect('{config.advertised_host or config.host}:"
             f"{config.advertised_port or config.port}')",
+            retention_check_interval_ms=config.retention_check_interval_ms,
         )
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None

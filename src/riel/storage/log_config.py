@@ -2,7 +2,7 @@
 
 Topic configs are stored as Kafka's strings (what DescribeConfigs shows); ``LogConfig`` is the typed
 view a partition log uses on the hot path. Configs Riel accepts but storage does not act on yet
-(retention, cleanup.policy, flush.*, compression.type, ...) are validated and stored all the same.
+(compaction, flush.*, compression.type, ...) are validated and stored all the same.
 """
 
 from __future__ import annotations
@@ -33,7 +33,27 @@ _CHOICES: Final[dict[str, frozenset[str]]] = {
     "cleanup.policy": frozenset({"delete", "compact", "compact,delete", "delete,compact"}),
     "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
     "compression.type": frozenset({"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}),
+    "riel.append.only": frozenset({"true", "false"}),
 }
+
+APPEND_ONLY: Final = "riel.append.only"
+
+
+def check_append_only_change(name: str, before: dict[str, str], after: dict[str, str]) -> None:
+    """Refuse a config change (``before``/``after``: effective configs) that would let records of an
+    append-only topic be removed: turning append-only off, or asking for compaction.
+    ``KafkaApiError(POLICY_VIOLATION)`` saying so."""
+    if before.get(APPEND_ONLY) == "true" and after.get(APPEND_ONLY) != "true":
+        raise KafkaApiError(
+            ErrorCode.POLICY_VIOLATION,
+            f"topic {name!r} is append-only (riel.append.only=true); that cannot be turned off",
+        )
+    if after.get(APPEND_ONLY) == "true" and "compact" in after.get("cleanup.policy", ""):
+        raise KafkaApiError(
+            ErrorCode.POLICY_VIOLATION,
+            f"topic {name!r} is append-only: cleanup.policy cannot include compact "
+            "(compaction removes records)",
+        )
 
 
 def validate_topic_configs(configs: dict[str, str]) -> dict[str, str]:
@@ -77,6 +97,10 @@ class LogConfig:
     max_index_entries: int = 10485760 // 8
     max_message_bytes: int = 1048588
     log_append_time: bool = False
+    retention_ms: int = 604800000  # -1: no time limit
+    retention_bytes: int = -1  # < 0: no size limit
+    delete_policy: bool = True  # cleanup.policy includes "delete": retention applies
+    append_only: bool = False  # riel.append.only: nothing is ever removed
 
     @classmethod
     def from_configs(cls, effective: dict[str, str]) -> LogConfig:
@@ -89,4 +113,8 @@ class LogConfig:
             max_index_entries=max(1, int(merged["segment.index.bytes"]) // 8),
             max_message_bytes=int(merged["max.message.bytes"]),
             log_append_time=merged["message.timestamp.type"] == "LogAppendTime",
+            retention_ms=int(merged["retention.ms"]),
+            retention_bytes=int(merged["retention.bytes"]),
+            delete_policy="delete" in merged["cleanup.policy"],
+            append_only=merged[APPEND_ONLY] == "true",
         )

@@ -33,7 +33,12 @@ from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.storage.atomic_file import fsync_dir
 from riel.storage.dir_lock import DataDirLock
-from riel.storage.log_config import LogConfig, validate_topic_configs
+from riel.storage.log_config import (
+    APPEND_ONLY,
+    LogConfig,
+    check_append_only_change,
+    validate_topic_configs,
+)
 from riel.storage.metadata_store import TopicInfo, load_topics, save_topics
 from riel.storage.partition_log import PartitionLog
 
@@ -46,6 +51,7 @@ CLEAN_SHUTDOWN_FILE: Final = ".clean-shutdown"
 DELETE_SUFFIX: Final = "-delete"
 MAX_TOPIC_NAME_LENGTH: Final = 249
 CHECKPOINT_INTERVAL_MS: Final = 60_000  # Kafka's log.flush.offset.checkpoint.interval.ms
+RETENTION_CHECK_INTERVAL_MS: Final = 300_000  # Kafka's log.retention.check.interval.ms
 _LEGAL_TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]+")
 
 
@@ -85,9 +91,18 @@ class LogManager:
     """
 
     def __init__(
-        self, data_dir: Path, flush: FlushPolicy, topic_defaults: dict[str, str], *, owner_note: str = ""
+        self,
+        data_dir: Path,
+        flush: FlushPolicy,
+        topic_defaults: dict[str, str],
+        *,
+        owner_note: str = "",
+        retention_check_interval_ms: int = RETENTION_CHECK_INTERVAL_MS,
     ) -> None:
-        """``owner_note`` is written to the lock file for the error another opener gets."""
+        """``owner_note`` is written to the lock file for the error another opener gets;
+        ``retention_check_interval_ms`` is Kafka's log.retention.check.interval.ms."""
+        self.retention_check_interval_ms = retention_check_interval_ms
+        self._last_retention_ms = 0
         self.data_dir = Path(data_dir)
         self.flush_policy = flush
         self.topic_defaults = {**TOPIC_CONFIG_DEFAULTS, **topic_defaults}
@@ -249,6 +264,7 @@ class LogManager:
                 ErrorCode.INVALID_PARTITIONS, f"number of partitions must be at least 1, got {partitions}"
             )
         explicit = validate_topic_configs(configs or {})
+        check_append_only_change(name, {}, {**self.topic_defaults, **explicit})
         info = TopicInfo(name, new_topic_id(), partitions, explicit)
         config = LogConfig.from_configs({**self.topic_defaults, **explicit})
         self._open_new_partitions(info, range(partitions), config)
@@ -261,6 +277,12 @@ class LogManager:
         info = self._topics.get(name)
         if info is None:
             raise KafkaApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        if self.effective_config(name).get(APPEND_ONLY) == "true":
+            log.warning("refused to delete append-only topic %r", name)
+            raise KafkaApiError(
+                ErrorCode.TOPIC_DELETION_DISABLED,
+                f"topic {name!r} is append-only (riel.append.only=true): it cannot be deleted",
+            )
         remaining = dict(self._topics)
         del remaining[name]
         self._commit_topics(remaining)
@@ -304,6 +326,11 @@ class LogManager:
         if info is None:
             raise KafkaApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
         explicit = validate_topic_configs(configs)
+        try:
+            check_append_only_change(name, self.effective_config(name), {**self.topic_defaults, **explicit})
+        except KafkaApiError as exc:
+            log.warning("refused a config change of topic %r: %s", name, exc.message)
+            raise
         altered = TopicInfo(name, info.topic_id, info.partitions, explicit)
         self._commit_topics({**self._topics, name: altered})
         config = LogConfig.from_configs(self.effective_config(name))
@@ -343,8 +370,9 @@ class LogManager:
 
     def tick(self, now_ms: int) -> None:
         """Call every 100 ms to 1 s from the event loop: fsyncs partitions whose ``interval`` flush is
-        due (so a quiet partition's tail is not left unflushed) and, every 60 s, persists recovery
-        points so an unclean restart has less to validate. Disk errors are logged per partition."""
+        due (so a quiet partition's tail is not left unflushed), every 60 s persists recovery points so
+        an unclean restart has less to validate, and every ``retention_check_interval_ms`` deletes
+        segments past retention. Disk errors are logged per partition."""
         for (topic, index), plog in self._logs.items():
             try:
                 plog.flush_if_due(now_ms)
@@ -353,6 +381,20 @@ class LogManager:
         if now_ms - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS:
             self._last_checkpoint_ms = now_ms
             self.checkpoint()
+        if now_ms - self._last_retention_ms >= self.retention_check_interval_ms:
+            self._last_retention_ms = now_ms
+            self.apply_retention(now_ms)
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Delete whole segments past their topic's retention.ms / retention.bytes in every partition
+        (never of append-only topics); returns how many went. Disk errors are logged per partition."""
+        deleted = 0
+        for (topic, index), plog in self._logs.items():
+            try:
+                deleted += plog.apply_retention(now_ms)
+            except (OSError, StorageError) as exc:
+                log.error("retention of %s-%d failed: %s", topic, index, exc)
+        return deleted
 
     def checkpoint(self) -> None:
         """Persist every partition's recovery point and log start offset that moved."""

@@ -616,6 +616,12 @@ class PartitionLog:
 
         Raises ``KafkaApiError(OFFSET_OUT_OF_RANGE)`` if ``before_offset`` is negative or above the log end.
         """
+        if self._config.append_only:
+            log.warning("%s: refused DeleteRecords on an append-only topic", self.directory)
+            raise KafkaApiError(
+                ErrorCode.POLICY_VIOLATION,
+                "the topic is append-only (riel.append.only=true): records cannot be deleted",
+            )
         end = self.high_watermark
         if before_offset < 0 or before_offset > end:
             raise KafkaApiError(
@@ -629,14 +635,52 @@ class PartitionLog:
         active = self._active_segment
         if active.size and active.next_offset <= before_offset:
             self._roll(wall_clock_ms())  # every batch goes: keep an empty active segment at the end
-        removed = False
-        while len(self._segments) > 1 and self._segments[1].base_offset <= before_offset:
+        doomed = 0
+        while doomed + 1 < len(self._segments) and self._segments[doomed + 1].base_offset <= before_offset:
+            doomed += 1
+        self._delete_oldest_segments(doomed)
+        return self._log_start
+
+    def _delete_oldest_segments(self, count: int) -> None:
+        """Unlink the ``count`` oldest segments (never the active one) and move the log start past
+        them. Readers holding a FileSlice keep their own descriptors, so a fetch in flight completes."""
+        count = min(count, len(self._segments) - 1)
+        if count <= 0:
+            return
+        for _ in range(count):
             self._segments.pop(0).delete()
             self._bases.pop(0)
-            removed = True
-        if removed:
-            fsync_dir(self.directory)
-        return self._log_start
+        if self._segments[0].base_offset > self._log_start:
+            self._log_start = self._segments[0].base_offset
+        self.checkpoint()
+        fsync_dir(self.directory)
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Kafka's delete retention: drop the oldest segments whose newest record is older than
+        retention.ms, then while the log exceeds retention.bytes by at least a whole oldest segment.
+        The active segment is rolled first when all of it has expired by time, so an idle topic
+        empties too. Nothing happens to append-only or compact-only topics. Returns segments deleted."""
+        config = self._config
+        if config.append_only or not config.delete_policy or self._failure is not None or self._closed:
+            return 0
+        if config.retention_ms >= 0:
+            active = self._active_segment
+            newest = active.largest_timestamp()[0]
+            if active.size and 0 <= newest < now_ms - config.retention_ms and len(self._segments) >= 1:
+                self._roll(now_ms)
+        doomed = 0
+        segments = self._segments
+        if config.retention_ms >= 0:
+            limit = now_ms - config.retention_ms
+            while doomed + 1 < len(segments) and segments[doomed].largest_timestamp()[0] < limit:
+                doomed += 1
+        if config.retention_bytes >= 0:
+            excess = sum(segment.size for segment in segments[doomed:]) - config.retention_bytes
+            while doomed + 1 < len(segments) and excess - segments[doomed].size >= 0:
+                excess -= segments[doomed].size
+                doomed += 1
+        self._delete_oldest_segments(doomed)
+        return doomed
 
     # ----------------------------------------------------------------------------------------------
     # Closing
