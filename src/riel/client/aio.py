@@ -66,9 +66,8 @@ class AsyncConsumer:
 
     async def poll(self, timeout: float | None = None) -> Message | None:
         if self._inflight is None:
-            message = self.sync.poll(0)  # buffered messages come without a thread hop
-            if message is not None or timeout == 0:
-                return message
+            if self.sync.has_buffered():  # in memory already: no thread hop, no I/O on the loop
+                return self.sync.poll(0)
             self._inflight = asyncio.ensure_future(asyncio.to_thread(self.sync.poll, timeout))
         inflight = self._inflight
         try:

@@ -101,6 +101,11 @@ class Consumer(abc.ABC):
     def poll(self, timeout: float | None = None) -> Message | None:
         """The next message, waiting up to ``timeout`` seconds (None: forever); None if none came."""
 
+    def has_buffered(self) -> bool:
+        """Whether ``poll(0)`` would return a message already in memory, without any I/O (the async
+        wrapper uses it to stay on the event loop). Conservative: False when unsure."""
+        return False
+
     def __iter__(self) -> Iterator[Message]:
         while not self.closed:
             message = self.poll(1.0)

@@ -98,6 +98,9 @@ class EmbeddedConsumer(Consumer):
             return self._chunk[index]
         return self._poll_slow(timeout)
 
+    def has_buffered(self) -> bool:
+        return self._index < self._stop
+
     def __iter__(self) -> Iterator[Message]:
         while not self._closed:
             index = self._index
