@@ -268,7 +268,8 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     def lag(self, group: str) -> dict[TopicPartition, int]:
-        """Per partition the group has committed on: messages it has yet to read (end - committed)."""
+        """Per partition the group has committed on, in (topic, partition) order: messages it has yet
+        to read (end - committed)."""
 
     # ---- lifecycle
     @abc.abstractmethod

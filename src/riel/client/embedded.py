@@ -548,7 +548,7 @@ class EmbeddedLog(EventLog):
     def lag(self, group: str) -> dict[TopicPartition, int]:
         with self.lock:
             result: dict[TopicPartition, int] = {}
-            for tp, committed in self._offsets.group_offsets(group).items():
+            for tp, committed in sorted(self._offsets.group_offsets(group).items()):
                 plog = self._logs.partition(*tp)
                 if plog is not None:
                     result[tp] = max(0, plog.high_watermark - committed.offset)

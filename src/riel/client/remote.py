@@ -639,7 +639,7 @@ class RemoteLog(EventLog):
         result = self._await(future, f"committed offsets of group {group!r}")
         committed = {_tp(tp): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
         ends = self._list_offsets({tp: _LATEST for tp in committed})
-        return {tp: max(0, ends[tp] - offset) for tp, offset in committed.items()}
+        return {tp: max(0, ends[tp] - offset) for tp, offset in sorted(committed.items())}
 
     # ------------------------------------------------------------------------------------- lifecycle
 
