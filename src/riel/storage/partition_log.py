@@ -5,15 +5,22 @@ Directory layout (``<data_dir>/topics/<topic>-<partition>/``)::
     00000000000000000000.log        record batches, verbatim, back to back
     00000000000000000000.index      sparse offset index (rebuildable cache)
     00000000000000000000.timeindex  sparse time index (rebuildable cache)
+    00000000000000000000.chain      hash chain of the segment's batches (see hash_chain.py)
     00000000000000004096.log ...    next segment, named by its base offset
     00000000000000004096.snapshot   producer state as of offset 4096 (written at roll and clean close)
     checkpoint.json                 {"recovery_point": N, "log_start_offset": M} (atomic)
+    chain-recoveries.json           truncations and chain rebuilds done by recovery (atomic)
 
 Durability discipline (Kafka's): the recovery point is the offset below which everything is known to
 be fsync'ed; it advances only after an fsync and is persisted lazily (at roll, clean close and
 ``checkpoint()``), which is safe because persisting an older value only means validating more on the
 next unclean open. A roll always fsyncs the sealed segment and its indexes, whatever the flush policy,
 so an unclean open validates (CRC) only from the persisted recovery point's segment to the end.
+
+Hash chain: every append chains its batches (one SHA-256 per batch over the bytes in memory, one
+pwrite); sealed segments' chains are fsync'ed with them; on open the active segment's chain is
+reconciled with the recovered log (entries past its end dropped and recorded, missing ones hashed from
+the file), and segments without a chain file get one built.
 
 Not thread-safe: the broker calls everything from its single event-loop thread.
 """
@@ -44,6 +51,15 @@ from riel.records.batch_header import (
 from riel.records.errors import InvalidRecordError
 from riel.storage.atomic_file import TMP_SUFFIX, fsync_dir, write_file_atomically
 from riel.storage.file_slice import FileSlice
+from riel.storage.hash_chain import (
+    CHAIN_SUFFIX,
+    ZERO_HASH,
+    ChainWriter,
+    build_chain_file,
+    hash_segment,
+    last_hash_of,
+    record_recovery,
+)
 from riel.storage.log_config import LogConfig
 from riel.storage.log_scan import INT32_MAX, producer_batch_headers
 from riel.storage.producer_state import (
@@ -60,8 +76,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE: Final = "checkpoint.json"
 _TIMESTAMP_TYPE_LOG_APPEND: Final = 1
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +227,11 @@ class PartitionLog:
         interval = config.index_interval_bytes
         if not bases:
             plog._install(
-                [LogSegment.create(directory, plog._log_start, now_ms=now, index_interval=interval)]
+                [
+                    LogSegment.create(
+                        directory, plog._log_start, now_ms=now, index_interval=interval, anchor=ZERO_HASH
+                    )
+                ]
             )
             changed_files = True
         else:
@@ -231,10 +249,24 @@ class PartitionLog:
             for segment in plog._segments:
                 segment.delete()
             plog._install(
-                [LogSegment.create(directory, plog._log_start, now_ms=now, index_interval=interval)]
+                [
+                    LogSegment.create(
+                        directory, plog._log_start, now_ms=now, index_interval=interval, anchor=ZERO_HASH
+                    )
+                ]
+            )
+            record_recovery(
+                directory,
+                segment=plog._log_start,
+                from_offset=plog.log_end_offset,
+                reason="recovery lost the log below the log start: restarted empty, chain restarted",
+                now_ms=now,
+                truncated=True,
+                lost_durable=recovery_point > plog.log_end_offset,
             )
             write_snapshot(directory, plog._log_start, plog._producers, keep_from=plog._log_start)
             changed_files = True
+        changed_files |= plog._attach_chains(now, recovery_point)
         plog._log_start = max(plog._log_start, plog._segments[0].base_offset)
         plog._recovery_point = plog.log_end_offset  # recovered segments were fsync'ed, the others sealed
         plog._durable_size = plog._active_segment.size
@@ -287,10 +319,106 @@ class PartitionLog:
                 )
                 for later in bases[i + 1 :]:
                     _delete_segment_files(directory, later)
+                record_recovery(
+                    directory,
+                    segment=bases[i],
+                    from_offset=segment.next_offset,
+                    reason=f"crash recovery truncated segment {bases[i]} at byte {scan.valid_size} "
+                    f"({reason}) and removed {count - i - 1} later segment(s)",
+                    now_ms=now,
+                    truncated=True,
+                    lost_durable=recovery_point > segment.next_offset,
+                )
                 changed = True
                 break
         self._install(segments)
         return changed
+
+    def _attach_chains(self, now: int, recovery_point: int) -> bool:
+        """Give sealed segments without a chain file one (logs written before chains existed) and open
+        the active segment's chain, reconciled with the recovered log. True if files were created."""
+        segments = self._segments
+        created = False
+        for i, segment in enumerate(segments[:-1]):
+            if segment.chain_path.exists():
+                continue
+            anchor = self._last_hash_before(i)
+            build_chain_file(segment.chain_path, segment.log_path, segment.size, anchor)
+            record_recovery(
+                self.directory,
+                segment=segment.base_offset,
+                from_offset=segment.base_offset,
+                reason=f"segment {segment.base_offset} had no chain file: built from the log",
+                now_ms=now,
+                truncated=False,
+            )
+            created = True
+        active = self._active_segment
+        if active.chain is None:
+            created |= not active.chain_path.exists()
+            self._resume_chain(len(segments) - 1, now, recovery_point)
+        return created
+
+    def _last_hash_before(self, i: int) -> bytes:
+        if i == 0:
+            return ZERO_HASH
+        found = last_hash_of(self._segments[i - 1].chain_path)
+        return found if found is not None else ZERO_HASH
+
+    def _resume_chain(self, i: int, now: int, recovery_point: int) -> None:
+        """Open segment ``i``'s chain for appending, after cutting it back to the batches in the file
+        (recorded, since that is a truncation) and chaining the batches it is missing."""
+        segment = self._segments[i]
+        directory = self.directory
+        opened = ChainWriter.open_existing(segment.chain_path, segment.size)
+        if opened is None:
+            writer = ChainWriter.create(segment.chain_path, self._last_hash_before(i))
+            if segment.size:
+                record_recovery(
+                    directory,
+                    segment=segment.base_offset,
+                    from_offset=segment.base_offset,
+                    reason=f"segment {segment.base_offset}'s chain file was missing or damaged: "
+                    "built from the log",
+                    now_ms=now,
+                    truncated=False,
+                )
+        else:
+            writer, dropped = opened
+            if dropped:
+                record_recovery(
+                    directory,
+                    segment=segment.base_offset,
+                    from_offset=segment.next_offset,
+                    reason=f"{dropped} chained batch(es) past the recovered end of segment "
+                    f"{segment.base_offset} were dropped from the chain",
+                    now_ms=now,
+                    truncated=True,
+                    lost_durable=recovery_point > segment.next_offset,
+                )
+            if writer.count and segment.read_header(writer.last_position).base_offset != writer.last_offset:
+                log.warning(
+                    "%s: chain of segment %d does not match its log; rebuilding",
+                    directory,
+                    segment.base_offset,
+                )
+                writer.close()
+                writer = ChainWriter.create(segment.chain_path, writer.anchor)
+                record_recovery(
+                    directory,
+                    segment=segment.base_offset,
+                    from_offset=segment.base_offset,
+                    reason=f"segment {segment.base_offset}'s chain did not match its log: rebuilt",
+                    now_ms=now,
+                    truncated=False,
+                )
+        try:
+            tail = hash_segment(segment.log_path, writer.end_position, segment.size, writer.last_hash)
+            writer.append_hashed(tail)
+        except BaseException:
+            writer.close()
+            raise
+        segment.chain = writer
 
     def _load_producer_state(self) -> None:
         """Newest snapshot at or below the log end, plus a replay of the batch headers after it."""
@@ -398,6 +526,10 @@ class PartitionLog:
         """Seal the active segment (fsync'ed whatever the flush policy) and start a new one."""
         old = self._active_segment
         try:
+            if old.chain is None:  # a chain write failed earlier: catch up from the file before sealing
+                self._resume_chain(len(self._segments) - 1, now_ms, self._recovery_point)
+            assert old.chain is not None
+            anchor = old.chain.last_hash
             old.seal()
         except OSError as exc:
             self._failure = f"fsync failed while rolling: {exc}"
@@ -412,9 +544,12 @@ class PartitionLog:
                 old.next_offset,
                 now_ms=now_ms,
                 index_interval=self._config.index_interval_bytes,
+                anchor=anchor,
             )
         except OSError as exc:  # e.g. disk full: the old segment stays active, nothing was lost
             raise StorageError(f"cannot start a new segment in {self.directory}: {exc}") from exc
+        old.chain.close()  # sealed segments keep no chain writer
+        old.chain = None
         self._segments.append(new)
         self._bases.append(new.base_offset)
         self._active = new
@@ -724,7 +859,7 @@ def _read_checkpoint(directory: Path) -> tuple[int, int] | None:
 
 
 def _delete_segment_files(directory: Path, base_offset: int) -> None:
-    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, CHAIN_SUFFIX):
         with contextlib.suppress(FileNotFoundError):
             (directory / segment_file_name(base_offset, suffix)).unlink()
 
@@ -743,7 +878,7 @@ def _remove_leftovers_and_list_segments(directory: Path) -> list[int]:
             continue
         if "." + suffix == LOG_SUFFIX:
             bases.append(int(stem))
-        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, CHAIN_SUFFIX):
             index_files.append((int(stem), Path(entry.path)))
     known = set(bases)
     for base, path in index_files:

@@ -1,9 +1,12 @@
-"""One log segment: ``<base offset>.log`` with its ``.index`` and ``.timeindex``.
+"""One log segment: ``<base offset>.log`` with its ``.index``, ``.timeindex`` and ``.chain``.
 
 The ``.log`` file is record batches stored verbatim, back to back; the segment's name is the 20-digit
 base offset of its first batch (Kafka's layout). The active (last) segment of a partition is appended
 to; the others are sealed: never written again, their index files fsync'ed when they were sealed and
 loaded lazily (validated, rebuilt if wrong) the first time a read needs them.
+
+The active segment also holds the open writer of its hash chain (``hash_chain.py``): each append
+chains the new batches right after writing them, and sealing fsyncs the chain with the log.
 
 Reads never parse records: a floor lookup in the offset index gives a batch boundary at or before
 the wanted offset, and the walk from there reads only the 27 leading bytes of each batch header.
@@ -14,6 +17,7 @@ Not thread-safe: a single event-loop thread owns every storage object.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import struct
 from pathlib import Path
@@ -22,9 +26,12 @@ from typing import Final
 from riel.errors import StorageError
 from riel.records.batch_header import BATCH_HEADER_SIZE, HEADER_STRUCT, LOG_OVERHEAD, BatchHeader
 from riel.storage.atomic_file import write_all
+from riel.storage.hash_chain import CHAIN_SUFFIX, ChainWriter
 from riel.storage.log_scan import SegmentScan, scan_segment
 from riel.storage.offset_index import OffsetIndex
 from riel.storage.time_index import TimeIndex
+
+log = logging.getLogger(__name__)
 
 LOG_SUFFIX: Final = ".log"
 INDEX_SUFFIX: Final = ".index"
@@ -54,6 +61,8 @@ class LogSegment:
         "_time_index",
         "base_offset",
         "bytes_since_index_entry",
+        "chain",
+        "chain_path",
         "created_ms",
         "first_batch_timestamp",
         "index_interval",
@@ -80,6 +89,8 @@ class LogSegment:
         self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
         self.index_path = directory / segment_file_name(base_offset, INDEX_SUFFIX)
         self.time_index_path = directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX)
+        self.chain_path = directory / segment_file_name(base_offset, CHAIN_SUFFIX)
+        self.chain: ChainWriter | None = None  # the active segment's; None for sealed ones
         self.size = size
         self.next_offset = next_offset
         self.created_ms = created_ms
@@ -97,8 +108,17 @@ class LogSegment:
     # Opening
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, *, now_ms: int, index_interval: int) -> LogSegment:
-        """A new empty segment (leftover files with the same name are emptied)."""
+    def create(
+        cls,
+        directory: Path,
+        base_offset: int,
+        *,
+        now_ms: int,
+        index_interval: int,
+        anchor: bytes | None = None,
+    ) -> LogSegment:
+        """A new empty segment (leftover files with the same name are emptied); with ``anchor``, also
+        its chain file, starting from that hash."""
         segment = cls(
             directory,
             base_offset,
@@ -112,6 +132,12 @@ class LogSegment:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
         segment._offset_index = OffsetIndex(segment.index_path)
         segment._time_index = TimeIndex(segment.time_index_path)
+        if anchor is not None:
+            try:
+                segment.chain = ChainWriter.create(segment.chain_path, anchor)
+            except BaseException:
+                segment.close()
+                raise
         return segment
 
     @classmethod
@@ -344,6 +370,16 @@ class LogSegment:
         self.offset_of_max_timestamp = offset_of_max
         self.size = position
         self.next_offset = headers[-1].base_offset + headers[-1].last_offset_delta + 1
+        chain = self.chain
+        if chain is not None:
+            try:
+                chain.append(data, headers, start)
+            except OSError as exc:
+                # The batches are stored and acknowledged; the chain stops here until the log is
+                # reopened, which chains the missing batches from the file.
+                log.error("%s: chain write failed (%s); the chain resumes at the next open", chain.path, exc)
+                chain.close()
+                self.chain = None
 
     def file_matches_size(self) -> bool:
         """Whether the file holds exactly the bytes this segment accounts for (checked after a failure)."""
@@ -364,6 +400,8 @@ class LogSegment:
             time_index.maybe_add(self.max_timestamp, self.offset_of_max_timestamp - self.base_offset)
         self.offset_index.sync()
         time_index.sync()
+        if self.chain is not None:
+            self.chain.sync()
         os.fdatasync(self.fd)
 
     # ----------------------------------------------------------------------------------------------
@@ -456,14 +494,17 @@ class LogSegment:
     # Lifecycle
 
     def close(self) -> None:
+        if self.chain is not None:
+            self.chain.close()
+            self.chain = None
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
 
     def delete(self) -> None:
-        """Close and unlink the three files. Readers holding a FileSlice keep their own descriptor."""
+        """Close and unlink the four files. Readers holding a FileSlice keep their own descriptor."""
         self.close()
-        for path in (self.log_path, self.index_path, self.time_index_path):
+        for path in (self.log_path, self.index_path, self.time_index_path, self.chain_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
