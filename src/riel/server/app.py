@@ -121,10 +121,12 @@ def _version() -> str:
 
 async def _main(config: BrokerConfig) -> None:
     server = RielServer(config)
-    await server.start()
+    # Handlers first: a SIGTERM that arrives while the server starts (clients may already connect)
+    # must still stop it cleanly, not kill it with the default action.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.request_stop)
+    await server.start()
     await server.serve_until_stopped()
 
 
