@@ -90,6 +90,36 @@ def to_millis(when: When) -> int:
     return when
 
 
+def normalise_headers(
+    headers: Iterable[tuple[str, bytes | str | None]] | dict[str, Any] | None,
+) -> list[Header] | None:
+    """Headers as a list of (str, bytes | None) pairs (str values as UTF-8); None when there are none.
+    Both backends take headers as pairs or a dict through this."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    out: list[Header] = []
+    for name, value in pairs:
+        if not isinstance(name, str):
+            raise TypeError(f"header names are str, got {type(name).__name__}")
+        if isinstance(value, str):
+            value = value.encode()
+        elif value is not None and not isinstance(value, bytes):
+            value = bytes(value)
+        out.append((name, value))
+    return out
+
+
+def subscription_topics(topics: str | Iterable[str], start: str) -> list[str]:
+    """The topic list of a ``subscribe`` call, checking its arguments the same way for both backends."""
+    names = [topics] if isinstance(topics, str) else list(topics)
+    if not names:
+        raise ValueError("subscribe needs at least one topic")
+    if start not in ("earliest", "latest"):
+        raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
+    return names
+
+
 class Consumer(abc.ABC):
     """A subscription: iterate it to receive messages. Not thread-safe: use one consumer per thread.
 

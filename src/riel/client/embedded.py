@@ -43,6 +43,8 @@ from riel.client.api import (
     TopicDescription,
     TopicPartition,
     When,
+    normalise_headers,
+    subscription_topics,
     to_millis,
 )
 from riel.client.codecs import BytesCodec, Codec, CodecSpec, make_codec
@@ -84,22 +86,6 @@ def _memory_dir() -> Path:
     shm = Path("/dev/shm")
     parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
     return Path(tempfile.mkdtemp(prefix="riel-memory-", dir=parent))
-
-
-def _encode_headers(headers: Iterable[Header] | dict[str, Any] | None) -> list[Header] | None:
-    if not headers:
-        return None
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    out: list[Header] = []
-    for name, value in pairs:
-        if not isinstance(name, str):
-            raise TypeError(f"header names are str, got {type(name).__name__}")
-        if isinstance(value, str):
-            value = value.encode()
-        elif value is not None and not isinstance(value, bytes):
-            value = bytes(value)
-        out.append((name, value))
-    return out
 
 
 class EmbeddedLog(EventLog):
@@ -272,7 +258,7 @@ class EmbeddedLog(EventLog):
         else:
             data = None if value is None else self.value_codec.encode(value)
         key_data = None if key is None else self.key_codec.encode(key)
-        header_list = _encode_headers(headers) if headers else None
+        header_list = normalise_headers(headers)
         when = wall_clock_ms() if timestamp is None else to_millis(timestamp)
         size = RECORD_OVERHEAD + (len(data) if data is not None else 0)
         if key_data is not None:
@@ -434,11 +420,7 @@ class EmbeddedLog(EventLog):
         key_codec: CodecSpec | None = None,
     ) -> EmbeddedConsumer:
         self._check_open()
-        names = [topics] if isinstance(topics, str) else list(topics)
-        if not names:
-            raise ValueError("subscribe needs at least one topic")
-        if start not in ("earliest", "latest"):
-            raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
+        names = subscription_topics(topics, start)
         consumer = EmbeddedConsumer(
             self,
             names,

@@ -65,6 +65,8 @@ from riel.client.api import (
     TopicDescription,
     TopicPartition,
     When,
+    normalise_headers,
+    subscription_topics,
     to_millis,
 )
 from riel.client.codecs import Codec, CodecSpec, encode_optional, make_codec
@@ -198,15 +200,6 @@ def _log_client_error(err: KafkaError) -> None:
     _log.warning("kafka client: %s (%s)", err.str(), err.name())
 
 
-def _normalise_headers(
-    headers: Iterable[tuple[str, bytes | str | None]] | dict[str, bytes | str | None] | None,
-) -> list[Header] | None:
-    if headers is None:
-        return None
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
-
-
 def _decode_optional(codec: Codec, data: bytes | None) -> Any:
     return None if data is None else codec.decode(data)
 
@@ -221,7 +214,7 @@ def _to_message(raw: KafkaMessage, key_codec: Codec, value_codec: Codec) -> Mess
         ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1,
         _decode_optional(key_codec, raw.key()),
         _decode_optional(value_codec, raw.value()),
-        tuple(_normalise_headers(headers) or ()),
+        tuple(normalise_headers(headers) or ()),
     )
 
 
@@ -233,13 +226,6 @@ def _tp(raw: KafkaMessage | KafkaTopicPartition) -> TopicPartition:
     if isinstance(raw, KafkaTopicPartition):
         return (raw.topic, raw.partition)
     return (raw.topic() or "", _int(raw.partition()))
-
-
-def _topic_list(topics: str | Iterable[str]) -> list[str]:
-    names = [topics] if isinstance(topics, str) else list(topics)
-    if not names:
-        raise ValueError("subscribe needs at least one topic")
-    return names
 
 
 # ----------------------------------------------------------------------------------------------- log
@@ -412,7 +398,7 @@ class RemoteLog(EventLog):
         self._check_open()
         value_bytes = encode_optional(self.value_codec, value)
         key_bytes = encode_optional(self.key_codec, key)
-        header_list = _normalise_headers(headers)
+        header_list = normalise_headers(headers)
         ts = 0 if timestamp is None else to_millis(timestamp)  # 0: librdkafka stamps it now
         future: Future[Published] = Future()
         future.set_running_or_notify_cancel()  # RUNNING: cancel() can no longer race the delivery report
@@ -542,9 +528,7 @@ class RemoteLog(EventLog):
         key_codec: CodecSpec | None = None,
     ) -> RemoteConsumer:
         self._check_open()
-        if start not in ("earliest", "latest"):
-            raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
-        names = _topic_list(topics)
+        names = subscription_topics(topics, start)
         consumer = RemoteConsumer(
             self,
             names,
