@@ -23,6 +23,14 @@ TOPIC_CONFIG_DEFAULTS: Final[dict[str, str]] = {
     "flush.ms": "9223372036854775807",
     "min.insync.replicas": "1",
     "compression.type": "producer",
+    # Compaction (cleanup.policy=compact): tombstones are kept this long after their timestamp; a
+    # partition is cleaned once this share of its sealed bytes is not yet compacted.
+    "delete.retention.ms": "86400000",
+    "min.cleanable.dirty.ratio": "0.5",
+    # CreateTime bounds (Kafka 3.6+, KIP-937): how far a record's timestamp may lie before / after the
+    # broker's clock; Kafka 3.x's defaults (no bound).
+    "message.timestamp.before.max.ms": "9223372036854775807",
+    "message.timestamp.after.max.ms": "9223372036854775807",
     # Riel's own: "true" makes a topic's records undeletable (no DeleteRecords, retention or topic
     # deletion, and the setting cannot be weakened once on). See storage/log_config.py.
     "riel.append.only": "false",

@@ -9,6 +9,7 @@ BOOLEAN: Final = 1
 STRING: Final = 2
 INT: Final = 3
 LONG: Final = 5
+DOUBLE: Final = 6
 LIST: Final = 7
 
 CONFIG_TYPES: Final[dict[str, int]] = {
@@ -25,5 +26,9 @@ CONFIG_TYPES: Final[dict[str, int]] = {
     "flush.ms": LONG,
     "min.insync.replicas": INT,
     "compression.type": STRING,
+    "delete.retention.ms": LONG,
+    "min.cleanable.dirty.ratio": DOUBLE,
+    "message.timestamp.before.max.ms": LONG,
+    "message.timestamp.after.max.ms": LONG,
     "riel.append.only": BOOLEAN,
 }

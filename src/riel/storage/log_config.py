@@ -1,8 +1,8 @@
 """The topic configs the storage layer acts on, parsed once from Kafka's string form.
 
 Topic configs are stored as Kafka's strings (what DescribeConfigs shows); ``LogConfig`` is the typed
-view a partition log uses on the hot path. Configs Riel accepts but storage does not act on yet
-(compaction, flush.*, compression.type, ...) are validated and stored all the same.
+view a partition log uses on the hot path. Configs Riel accepts but storage does not act on
+(flush.*, compression.type, min.insync.replicas) are validated and stored all the same.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ _INTEGER_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     "flush.messages": (1, INT64_MAX),
     "flush.ms": (0, INT64_MAX),
     "min.insync.replicas": (1, INT32_MAX),
+    "delete.retention.ms": (0, INT64_MAX),
+    "message.timestamp.before.max.ms": (0, INT64_MAX),
+    "message.timestamp.after.max.ms": (0, INT64_MAX),
 }
+# name -> (minimum, maximum) for decimal configs.
+_DECIMAL_BOUNDS: Final[dict[str, tuple[float, float]]] = {"min.cleanable.dirty.ratio": (0.0, 1.0)}
 _CHOICES: Final[dict[str, frozenset[str]]] = {
     "cleanup.policy": frozenset({"delete", "compact", "compact,delete", "delete,compact"}),
     "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
@@ -79,6 +84,19 @@ def validate_topic_configs(configs: dict[str, str]) -> dict[str, str]:
                     ErrorCode.INVALID_CONFIG,
                     f"config {name!r} must be in [{bounds[0]}, {bounds[1]}], got {value}",
                 )
+        decimal_bounds = _DECIMAL_BOUNDS.get(name)
+        if decimal_bounds is not None:
+            try:
+                decimal = float(value)
+            except ValueError:
+                raise KafkaApiError(
+                    ErrorCode.INVALID_CONFIG, f"config {name!r} must be a number, got {value!r}"
+                ) from None
+            if not decimal_bounds[0] <= decimal <= decimal_bounds[1]:
+                raise KafkaApiError(
+                    ErrorCode.INVALID_CONFIG,
+                    f"config {name!r} must be in [{decimal_bounds[0]}, {decimal_bounds[1]}], got {value}",
+                )
         choices = _CHOICES.get(name)
         if choices is not None and value not in choices:
             raise KafkaApiError(
@@ -101,6 +119,11 @@ class LogConfig:
     retention_bytes: int = -1  # < 0: no size limit
     delete_policy: bool = True  # cleanup.policy includes "delete": retention applies
     append_only: bool = False  # riel.append.only: nothing is ever removed
+    compact: bool = False  # cleanup.policy includes "compact": keep the latest record per key
+    delete_retention_ms: int = 86400000  # how long a compacted topic keeps a tombstone
+    min_cleanable_dirty_ratio: float = 0.5
+    timestamp_before_max_ms: int = INT64_MAX  # CreateTime bounds: how far in the past ...
+    timestamp_after_max_ms: int = INT64_MAX  # ... and in the future a record's timestamp may be
 
     @classmethod
     def from_configs(cls, effective: dict[str, str]) -> LogConfig:
@@ -117,4 +140,9 @@ class LogConfig:
             retention_bytes=int(merged["retention.bytes"]),
             delete_policy="delete" in merged["cleanup.policy"],
             append_only=merged[APPEND_ONLY] == "true",
+            compact="compact" in merged["cleanup.policy"],
+            delete_retention_ms=int(merged["delete.retention.ms"]),
+            min_cleanable_dirty_ratio=float(merged["min.cleanable.dirty.ratio"]),
+            timestamp_before_max_ms=int(merged["message.timestamp.before.max.ms"]),
+            timestamp_after_max_ms=int(merged["message.timestamp.after.max.ms"]),
         )
