@@ -103,5 +103,6 @@ class BrokerConfig:
     flush: FlushPolicy = field(default_factory=FlushPolicy)
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
+    log_cleaner_backoff_ms: int = 15_000  # log.cleaner.backoff.ms
     topic_defaults: dict[str, str] = field(default_factory=lambda: dict(TOPIC_CONFIG_DEFAULTS))
     groups: GroupConfig = field(default_factory=lambda: GroupConfig())

@@ -14,11 +14,12 @@ from .helpers import NOW_MS, batch, open_log, read_all
 
 
 def filled(tmp_path: Path, timestamps: list[int], **configs: str | int):  # type: ignore[no-untyped-def]
-    """A log with one 1-record segment per timestamp (segment.bytes fits one batch)."""
-    one = len(batch(1))
+    """A log with one 1-record segment per timestamp (segment.bytes fits one batch); distinct keys, as
+    compacted topics need them."""
+    one = len(batch(1, key=b"k0"))
     plog = open_log(tmp_path / "p", segment_bytes=one, **configs)
-    for ts in timestamps:
-        plog.append(batch(1, timestamp=ts), NOW_MS)
+    for i, ts in enumerate(timestamps):
+        plog.append(batch(1, timestamp=ts, key=b"k%d" % (i % 10)), NOW_MS)
     return plog
 
 

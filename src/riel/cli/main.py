@@ -69,6 +69,15 @@ def cli() -> None:
     "(log.retention.check.interval.ms).",
 )
 @click.option(
+    "--log-cleaner-backoff-ms",
+    type=click.IntRange(min=1),
+    default=15_000,
+    show_default=True,
+    envvar="RIEL_LOG_CLEANER_BACKOFF_MS",
+    help="How often compacted topics (cleanup.policy=compact) are checked for cleaning work "
+    "(log.cleaner.backoff.ms).",
+)
+@click.option(
     "--group-initial-rebalance-delay-ms",
     type=click.IntRange(min=0),
     default=GroupConfig.initial_rebalance_delay_ms,
@@ -104,6 +113,7 @@ def serve(
     no_auto_create: bool,
     max_request_bytes: int,
     retention_check_interval_ms: int,
+    log_cleaner_backoff_ms: int,
     group_initial_rebalance_delay_ms: int,
     group_min_session_timeout_ms: int,
     offsets_retention_minutes: int,
@@ -130,6 +140,7 @@ def serve(
         auto_create_topics=not no_auto_create,
         max_request_bytes=max_request_bytes,
         retention_check_interval_ms=retention_check_interval_ms,
+        log_cleaner_backoff_ms=log_cleaner_backoff_ms,
         groups=GroupConfig(
             initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
             min_session_timeout_ms=group_min_session_timeout_ms,

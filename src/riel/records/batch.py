@@ -20,6 +20,7 @@ from riel.records.batch_header import (
     LOG_OVERHEAD,
     MIN_BATCH_LENGTH,
     RECORDS_COUNT_OFFSET,
+    TIMESTAMP_TYPE_MASK,
     TRANSACTIONAL_MASK,
     BatchHeader,
     batch_crc,
@@ -31,7 +32,7 @@ from riel.records.batch_header import (
 )
 from riel.records.compression import Compression, compress, decompress
 from riel.records.errors import InvalidRecordError
-from riel.records.record_codec import Record, decode_records, encode_records
+from riel.records.record_codec import Record, RecordSpan, decode_records, encode_records, record_spans
 
 _CRC_FIELD: Final = struct.Struct(">I")
 
@@ -42,6 +43,7 @@ __all__ = [
     "Compression",
     "InvalidRecordError",
     "Record",
+    "RecordSpan",
     "decode_batch",
     "decode_batches",
     "encode_batch",
@@ -49,6 +51,7 @@ __all__ = [
     "increment_sequence",
     "patch_base_offset",
     "read_header",
+    "record_spans",
     "set_log_append_time",
     "validate_batches",
 ]
@@ -109,12 +112,17 @@ def frame_batch(
     is_transactional: bool = False,
     partition_leader_epoch: int = -1,
     is_control: bool = False,
+    last_offset_delta: int | None = None,
+    log_append_time: bool = False,
 ) -> bytearray:
     """A v2 batch around an encoded (uncompressed) records section of ``count`` records: header,
-    compression, CRC. The SDK encodes sections with ``fast_records`` and frames them here."""
+    compression, CRC. The SDK encodes sections with ``fast_records`` and frames them here.
+    ``last_offset_delta`` defaults to ``count - 1``; the log cleaner keeps a compacted batch's original
+    one, so the batch still covers the offsets it was given."""
     payload = compress(compression, bytes(records_section)) if compression else records_section
     attributes = int(compression) | (TRANSACTIONAL_MASK if is_transactional else 0)
     attributes |= CONTROL_MASK if is_control else 0
+    attributes |= TIMESTAMP_TYPE_MASK if log_append_time else 0
     batch = bytearray(BATCH_HEADER_SIZE)
     HEADER_STRUCT.pack_into(
         batch,
@@ -125,7 +133,7 @@ def frame_batch(
         CURRENT_MAGIC,
         0,  # CRC, computed below once the batch is complete
         attributes,
-        count - 1,
+        count - 1 if last_offset_delta is None else last_offset_delta,
         base_timestamp,
         max_timestamp,
         producer_id,

@@ -12,7 +12,7 @@ Record layout (varints are zigzag, like protobuf's sint)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from riel.errors import ErrorCode
 from riel.records.errors import InvalidRecordError
@@ -102,6 +102,54 @@ def _read_bytes(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
     if pos + length > end:
         raise InvalidRecordError(ErrorCode.CORRUPT_MESSAGE, "record field runs past the end of its record")
     return buf[pos : pos + length], pos + length
+
+
+class RecordSpan(NamedTuple):
+    """Where one record lies in an uncompressed records section, with what compaction decides on."""
+
+    start: int
+    end: int
+    offset_delta: int
+    timestamp_delta: int
+    key: bytes | None
+    tombstone: bool  # null value
+
+
+def record_spans(buf: bytes, count: int) -> list[RecordSpan]:
+    """The ``count`` records of a records section as byte spans, without decoding headers: the log
+    cleaner copies the records it keeps verbatim (their own offset and timestamp deltas included)."""
+    spans: list[RecordSpan] = []
+    pos = 0
+    total = len(buf)
+    for _ in range(count):
+        length, pos = read_varint(buf, pos)
+        start = pos
+        end = pos + length
+        if length < 1 or end > total:
+            raise _corrupt(f"record of length {length} at {pos} is invalid")
+        pos += 1  # attributes
+        timestamp_delta, pos = read_varint(buf, pos)
+        offset_delta, pos = read_varint(buf, pos)
+        key, pos = _read_bytes(buf, pos, end)
+        value_length, pos = read_varint(buf, pos)
+        spans.append(
+            RecordSpan(
+                start - _varint_size(length), end, offset_delta, timestamp_delta, key, value_length < 0
+            )
+        )
+        pos = end
+    if pos != total:
+        raise _corrupt(f"{total - pos} bytes follow the last record")
+    return spans
+
+
+def _varint_size(value: int) -> int:
+    unsigned = ((value << 1) ^ (value >> 63)) & _UINT64_MASK
+    size = 1
+    while unsigned >= 0x80:
+        unsigned >>= 7
+        size += 1
+    return size
 
 
 def decode_records(

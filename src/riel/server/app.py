@@ -34,6 +34,7 @@ class RielServer:
             f"reach it with riel.connect('{config.advertised_host or config.host}:"
             f"{config.advertised_port or config.port}')",
             retention_check_interval_ms=config.retention_check_interval_ms,
+            cleaner_backoff_ms=config.log_cleaner_backoff_ms,
         )
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.Server | None = None

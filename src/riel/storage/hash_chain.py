@@ -15,10 +15,18 @@ for a partition's very first segment (base offset 0), otherwise the last hash of
 Retention deletes whole oldest segments with their chain files; the first remaining segment's anchor
 is then the (no longer recomputable) hash of everything deleted, so the rest still verifies from it.
 What retention deleted is no longer provable except against a head exported earlier (see below).
-Compaction does not exist yet; when it does, a compacted segment must get a fresh chain anchored at
-the previous segment's last hash and a recovery-style record naming the segment it replaced, so the
-change is explained rather than silent (an exported head older than the compaction then no longer
-matches, by design).
+
+**Compaction** rewrites sealed segments (``log_cleaner.py``), so their old hashes cannot survive. A
+cleaned segment gets a fresh chain in a *compacted chain file* (magic ``RIELHCC1``) whose header holds,
+besides its anchor (the link of the segment before it), two more fields: the *link*, the hash the next
+segment was anchored on (the last hash of the segments it replaced, carried over from one compaction to
+the next), and the *end offset* of the offset range it covers (a compacted segment may have lost its
+last records, but its range still runs up to the next segment). So every segment-to-segment link still
+verifies, later segments keep their chains untouched (heads exported after the compacted range still
+check), and each compaction is recorded in ``chain-recoveries.json`` (kind ``compacted``: when, which
+segments, how many records went). What a compacted segment no longer proves is what it held before
+cleaning: an exported head inside it cannot be checked any more, and verify says so without failing.
+Compaction is refused on append-only topics, so audit topics never lose that proof.
 
 **Cost on the append path.** One ``hashlib.sha256`` per batch over bytes already in memory and one
 ``pwrite`` of the new entries; no reads. The active segment's chain is *not* fsync'ed with each flush:
@@ -72,6 +80,9 @@ RECOVERIES_FILE: Final = "chain-recoveries.json"
 ZERO_HASH: Final = bytes(32)
 CHAIN_MAGIC: Final = b"RIELHC01"
 HEADER_SIZE: Final = len(CHAIN_MAGIC) + 32
+COMPACTED_MAGIC: Final = b"RIELHCC1"
+_END_OFFSET: Final = struct.Struct(">q")
+COMPACTED_HEADER_SIZE: Final = len(COMPACTED_MAGIC) + 32 + 32 + _END_OFFSET.size
 ENTRY: Final = struct.Struct(">qii32s")  # base offset, position in the segment, batch size, hash
 # baseOffset, batchLength, (partitionLeaderEpoch, magic, crc, attributes skipped), lastOffsetDelta.
 _BATCH_OFFSETS: Final = struct.Struct(">qi11xi")
@@ -79,6 +90,48 @@ _BATCH_OFFSETS: Final = struct.Struct(">qi11xi")
 
 def chain_file_name(base_offset: int) -> str:
     return f"{base_offset:020d}{CHAIN_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHeader:
+    """The header of a chain file. ``link``/``end_offset`` are set only for compacted segments."""
+
+    anchor: bytes
+    link: bytes | None  # the hash the next segment is anchored on
+    end_offset: int | None  # the end of the offset range the segment covers
+    size: int  # header bytes before the first entry
+
+
+def parse_chain_header(data: bytes | memoryview) -> ChainHeader | None:
+    """The header at the start of ``data``; None if it is neither kind of chain file or is cut short."""
+    magic = bytes(data[: len(CHAIN_MAGIC)])
+    if magic == CHAIN_MAGIC and len(data) >= HEADER_SIZE:
+        return ChainHeader(bytes(data[len(CHAIN_MAGIC) : HEADER_SIZE]), None, None, HEADER_SIZE)
+    if magic == COMPACTED_MAGIC and len(data) >= COMPACTED_HEADER_SIZE:
+        start = len(COMPACTED_MAGIC)
+        (end_offset,) = _END_OFFSET.unpack_from(data, start + 64)
+        return ChainHeader(
+            bytes(data[start : start + 32]),
+            bytes(data[start + 32 : start + 64]),
+            end_offset,
+            COMPACTED_HEADER_SIZE,
+        )
+    return None
+
+
+def write_compacted_chain(
+    path: Path, anchor: bytes, link: bytes, end_offset: int, entries: list[tuple[int, int, int, bytes]]
+) -> None:
+    """Write and fsync the chain file of a cleaned segment (see "Compaction" above)."""
+    data = bytearray(COMPACTED_MAGIC + anchor + link + _END_OFFSET.pack(end_offset))
+    for entry in entries:
+        data += ENTRY.pack(*entry)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_all(fd, data, 0)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def chain_hash(previous: bytes, batch: bytes | bytearray | memoryview) -> bytes:
@@ -131,8 +184,9 @@ class ChainWriter:
     def open_existing(cls, path: Path, segment_size: int) -> tuple[ChainWriter, int] | None:
         """Open a chain and cut it back to the entries that lie inside the first ``segment_size`` bytes.
 
-        Returns (writer, entries dropped), or None if the file is missing or its header is damaged.
-        Entries are found by binary search (a few preads), not by reading the whole file.
+        Returns (writer, entries dropped), or None if the file is missing or its header is damaged (or
+        it is a compacted segment's chain, which is never appended to). Entries are found by binary
+        search (a few preads), not by reading the whole file.
         """
         try:
             fd = os.open(path, os.O_RDWR)
@@ -256,19 +310,31 @@ def hash_segment(log_path: Path, start: int, end: int, previous: bytes) -> list[
 
 
 def last_hash_of(path: Path) -> bytes | None:
-    """The last hash of a sealed segment's chain (its anchor if it has no entries); None if unreadable."""
+    """The hash the segment after this sealed one is anchored on: its chain's last hash (its anchor if
+    it has no entries), or a compacted chain's link. None if unreadable."""
     try:
         with open(path, "rb") as file:
-            header = file.read(HEADER_SIZE)
-            if len(header) != HEADER_SIZE or header[: len(CHAIN_MAGIC)] != CHAIN_MAGIC:
+            header = parse_chain_header(file.read(COMPACTED_HEADER_SIZE))
+            if header is None:
                 return None
+            if header.link is not None:
+                return header.link
             size = os.fstat(file.fileno()).st_size
-            count = (size - HEADER_SIZE) // ENTRY.size
+            count = (size - header.size) // ENTRY.size
             if count == 0:
-                return header[len(CHAIN_MAGIC) :]
-            file.seek(HEADER_SIZE + (count - 1) * ENTRY.size)
+                return header.anchor
+            file.seek(header.size + (count - 1) * ENTRY.size)
             return bytes(ENTRY.unpack(file.read(ENTRY.size))[3])
     except (OSError, struct.error):
+        return None
+
+
+def read_chain_header(path: Path) -> ChainHeader | None:
+    """The header of the chain file at ``path``; None if missing or unreadable."""
+    try:
+        with open(path, "rb") as file:
+            return parse_chain_header(file.read(COMPACTED_HEADER_SIZE))
+    except OSError:
         return None
 
 
@@ -311,8 +377,8 @@ def record_recovery(
     only rebuilt from the log, which explains no missing data). ``lost_durable``: the lost part lay
     below the persisted recovery point, so it had been fsync'ed: a crash does not explain that (a
     failing disk or tampering does), and verify does not accept it as an explanation."""
-    recoveries = load_recoveries(directory)
-    recoveries.append(
+    _append_record(
+        directory,
         {
             "time_ms": now_ms,
             "segment": segment,
@@ -320,8 +386,33 @@ def record_recovery(
             "kind": "truncated" if truncated else "chain-rebuilt",
             "lost_durable": lost_durable,
             "reason": reason,
-        }
+        },
     )
+
+
+def record_compaction(
+    directory: Path, *, segment: int, replaced: list[int], end_offset: int, removed: int, now_ms: int
+) -> None:
+    """Record that ``replaced`` segments were compacted into ``segment`` (fresh chain, same links)."""
+    _append_record(
+        directory,
+        {
+            "time_ms": now_ms,
+            "segment": segment,
+            "from_offset": segment,
+            "kind": "compacted",
+            "replaced": replaced,
+            "end_offset": end_offset,
+            "records_removed": removed,
+            "reason": f"compaction rewrote offsets {segment}..{end_offset - 1} (segments {replaced}), "
+            f"removing {removed} record(s); the segment was chained afresh",
+        },
+    )
+
+
+def _append_record(directory: Path, record: dict[str, object]) -> None:
+    recoveries = load_recoveries(directory)
+    recoveries.append(record)
     write_file_atomically(
         directory / RECOVERIES_FILE, json.dumps({"version": 1, "recoveries": recoveries}, indent=1).encode()
     )
@@ -339,6 +430,7 @@ class VerifyResult:
     batches: int = 0
     size_bytes: int = 0
     segments: int = 0
+    compacted_segments: int = 0
     first_bad_offset: int | None = None
     reason: str | None = None
     head_offset: int = -1  # base offset of the last batch; -1 for an empty partition
@@ -384,11 +476,13 @@ def verify_partition(directory: Path, *, pinned: tuple[int, bytes] | None = None
             chain = (directory / chain_file_name(base)).read_bytes()
         except FileNotFoundError:
             return result.fail(base, f"segment {base} has no chain file (written before hash chains?)")
-        if len(chain) < HEADER_SIZE or chain[: len(CHAIN_MAGIC)] != CHAIN_MAGIC:
+        header = parse_chain_header(chain)
+        if header is None:
             return result.fail(base, f"the chain file of segment {base} has a damaged header")
-        if (len(chain) - HEADER_SIZE) % ENTRY.size:
+        if (len(chain) - header.size) % ENTRY.size:
             return result.fail(base, f"the chain file of segment {base} has a torn entry (edited?)")
-        anchor = chain[len(CHAIN_MAGIC) : HEADER_SIZE]
+        anchor = header.anchor
+        compacted = header.end_offset is not None
         if expected_base is not None and base != expected_base:
             if base > expected_base:
                 return result.fail(
@@ -406,7 +500,7 @@ def verify_partition(directory: Path, *, pinned: tuple[int, bytes] | None = None
             return result.fail(
                 base, f"segment {base}'s anchor does not match the previous segment's last hash"
             )
-        entries = memoryview(chain)[HEADER_SIZE:]
+        entries = memoryview(chain)[header.size :]
         stored = len(entries) // ENTRY.size
         log_path = directory / f"{base:020d}.log"
         size = os.path.getsize(log_path)
@@ -457,7 +551,12 @@ def verify_partition(directory: Path, *, pinned: tuple[int, bytes] | None = None
                             return result.fail(where, f"batch at offset {offset} is out of order")
                         if pinned is not None and offset == pinned[0]:
                             pinned_seen = True
-                            if digest != pinned[1]:
+                            if compacted:
+                                result.notes.append(
+                                    f"exported head {offset} lies in segment {base}, compacted since: "
+                                    "it cannot be checked"
+                                )
+                            elif digest != pinned[1]:
                                 return result.fail(
                                     offset,
                                     f"the hash at offset {offset} differs from the exported head: "
@@ -483,8 +582,27 @@ def verify_partition(directory: Path, *, pinned: tuple[int, bytes] | None = None
                 f"{unchained} batch(es) at the tail are not chained yet (a crash before the chain write, "
                 "not reopened since; or a server is writing)"
             )
-        previous_hash = digest
-        expected_base = next_offset
+        if header.end_offset is not None and header.link is not None:
+            if header.end_offset < next_offset:
+                return result.fail(
+                    base, f"compacted segment {base} holds offsets past the end its chain records"
+                )
+            result.compacted_segments += 1
+            if pinned is not None and not pinned_seen and base <= pinned[0] < header.end_offset:
+                pinned_seen = True
+                result.notes.append(
+                    f"exported head {pinned[0]} lay in segment {base}, compacted since: it cannot be checked"
+                )
+            previous_hash = header.link
+            expected_base = header.end_offset
+        else:
+            previous_hash = digest
+            expected_base = next_offset
+    if result.compacted_segments:
+        result.notes.append(
+            f"{result.compacted_segments} compacted segment(s), chained afresh when cleaned "
+            f"(see {RECOVERIES_FILE})"
+        )
     result.next_offset = expected_base if expected_base is not None else 0
     if pinned is not None and not pinned_seen:
         offset = pinned[0]

@@ -7,7 +7,7 @@ view a partition log uses on the hot path. Configs Riel accepts but storage does
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from riel.config import TOPIC_CONFIG_DEFAULTS
@@ -124,6 +124,15 @@ class LogConfig:
     min_cleanable_dirty_ratio: float = 0.5
     timestamp_before_max_ms: int = INT64_MAX  # CreateTime bounds: how far in the past ...
     timestamp_after_max_ms: int = INT64_MAX  # ... and in the future a record's timestamp may be
+    # Derived: append must decode records to check them (compact: keys; CreateTime bounds: timestamps).
+    # Precomputed so topics without such a policy pay one attribute test per append.
+    needs_record_checks: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bounded = self.timestamp_before_max_ms < INT64_MAX or self.timestamp_after_max_ms < INT64_MAX
+        object.__setattr__(
+            self, "needs_record_checks", self.compact or (bounded and not self.log_append_time)
+        )
 
     @classmethod
     def from_configs(cls, effective: dict[str, str]) -> LogConfig:

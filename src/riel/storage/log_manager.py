@@ -32,6 +32,7 @@ from riel.clock import wall_clock_ms
 from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.storage.atomic_file import fsync_dir
+from riel.storage.cleaner_jobs import CLEANER_BACKOFF_MS, LogCleaner
 from riel.storage.dir_lock import DataDirLock
 from riel.storage.log_config import (
     APPEND_ONLY,
@@ -98,10 +99,13 @@ class LogManager:
         *,
         owner_note: str = "",
         retention_check_interval_ms: int = RETENTION_CHECK_INTERVAL_MS,
+        cleaner_backoff_ms: int = CLEANER_BACKOFF_MS,
     ) -> None:
         """``owner_note`` is written to the lock file for the error another opener gets;
-        ``retention_check_interval_ms`` is Kafka's log.retention.check.interval.ms."""
+        ``retention_check_interval_ms`` is Kafka's log.retention.check.interval.ms and
+        ``cleaner_backoff_ms`` its log.cleaner.backoff.ms (how often compaction looks for work)."""
         self.retention_check_interval_ms = retention_check_interval_ms
+        self.cleaner = LogCleaner(backoff_ms=cleaner_backoff_ms)
         self._last_retention_ms = 0
         self.data_dir = Path(data_dir)
         self.flush_policy = flush
@@ -172,6 +176,7 @@ class LogManager:
         if not self._opened:
             return
         failed: list[str] = []
+        self.cleaner.close()
         try:
             for (topic, index), plog in self._logs.items():
                 if plog.offline:
@@ -290,6 +295,7 @@ class LogManager:
         for index in range(info.partitions):
             plog = self._logs.pop((name, index), None)
             if plog is not None:
+                self.cleaner.cancel(plog)
                 plog.close(clean=False)  # its data is going away: nothing worth flushing
             directory = self.partition_dir(name, index)
             suffix = f".{uuid.uuid4().hex[:8]}{DELETE_SUFFIX}"
@@ -372,7 +378,8 @@ class LogManager:
         """Call every 100 ms to 1 s from the event loop: fsyncs partitions whose ``interval`` flush is
         due (so a quiet partition's tail is not left unflushed), every 60 s persists recovery points so
         an unclean restart has less to validate, and every ``retention_check_interval_ms`` deletes
-        segments past retention. Disk errors are logged per partition."""
+        segments past retention; compaction runs as ``LogCleaner`` schedules it. Disk errors are logged
+        per partition."""
         for (topic, index), plog in self._logs.items():
             try:
                 plog.flush_if_due(now_ms)
@@ -384,6 +391,7 @@ class LogManager:
         if now_ms - self._last_retention_ms >= self.retention_check_interval_ms:
             self._last_retention_ms = now_ms
             self.apply_retention(now_ms)
+        self.cleaner.tick(self._logs.values(), now_ms)
 
     def apply_retention(self, now_ms: int) -> int:
         """Delete whole segments past their topic's retention.ms / retention.bytes in every partition

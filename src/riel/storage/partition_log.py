@@ -9,7 +9,8 @@ Directory layout (``<data_dir>/topics/<topic>-<partition>/``)::
     00000000000000004096.log ...    next segment, named by its base offset
     00000000000000004096.snapshot   producer state as of offset 4096 (written at roll and clean close)
     checkpoint.json                 {"recovery_point": N, "log_start_offset": M} (atomic)
-    chain-recoveries.json           truncations and chain rebuilds done by recovery (atomic)
+    chain-recoveries.json           truncations and chain rebuilds done by recovery, compactions (atomic)
+    cleaner-swap.json               a compaction's commit point, only while it is swapped in
 
 Durability discipline (Kafka's): the recovery point is the offset below which everything is known to
 be fsync'ed; it advances only after an fsync and is persisted lazily (at roll, clean close and
@@ -50,6 +51,7 @@ from riel.records.batch_header import (
 )
 from riel.records.errors import InvalidRecordError
 from riel.storage.atomic_file import TMP_SUFFIX, fsync_dir, write_file_atomically
+from riel.storage.file_reaper import DELETED_SUFFIX, unlink_later
 from riel.storage.file_slice import FileSlice
 from riel.storage.hash_chain import (
     CHAIN_SUFFIX,
@@ -58,7 +60,19 @@ from riel.storage.hash_chain import (
     build_chain_file,
     hash_segment,
     last_hash_of,
+    read_chain_header,
+    record_compaction,
     record_recovery,
+)
+from riel.storage.log_cleaner import (
+    CLEANED_SUFFIX,
+    CleanedGroup,
+    CleanGroup,
+    CleanPlan,
+    SourceSegment,
+    commit_swap,
+    finish_interrupted_swap,
+    run_clean,
 )
 from riel.storage.log_config import LogConfig
 from riel.storage.log_scan import INT32_MAX, producer_batch_headers
@@ -68,6 +82,7 @@ from riel.storage.producer_state import (
     snapshot_offsets,
     write_snapshot,
 )
+from riel.storage.record_policy import check_record_policies
 from riel.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, segment_file_name
 
 __all__ = ["AppendResult", "FileSlice", "PartitionLog"]
@@ -134,6 +149,8 @@ class PartitionLog:
         self._first_unflushed_ms: int | None = None
         self._failure: str | None = None
         self._closed = False
+        # Offsets below this are in segments the cleaner has been through (None: not yet looked up).
+        self._cleaned_to: int | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Properties
@@ -214,12 +231,12 @@ class PartitionLog:
         now = wall_clock_ms() if now_ms is None else now_ms
         directory.mkdir(parents=True, exist_ok=True)
         plog = cls(directory, config, flush)
+        changed_files = finish_interrupted_swap(directory)  # before listing: it removes segments
         bases = _remove_leftovers_and_list_segments(directory)
         checkpoint = _read_checkpoint(directory)
         plog._persisted_checkpoint = checkpoint
         recovery_point = checkpoint[0] if checkpoint is not None else 0
         plog._log_start = checkpoint[1] if checkpoint is not None else (bases[0] if bases else 0)
-        changed_files = False
         # Segments wholly below the log start: a DeleteRecords persisted its offset, then crashed.
         while len(bases) > 1 and bases[1] <= plog._log_start:
             _delete_segment_files(directory, bases.pop(0))
@@ -460,6 +477,8 @@ class PartitionLog:
             raise StorageError(f"log {self.directory} is offline: {self._failure or 'closed'}")
         config = self._config
         headers = validate_batches(batches, config.max_message_bytes)
+        if config.needs_record_checks:  # compacted topic, or CreateTime bounds: look inside the records
+            check_record_policies(batches, headers, config, now_ms)
         duplicate = self._producers.check(headers)
         if duplicate is not None:
             return AppendResult(duplicate.base_offset, duplicate.last_offset, -1, self._log_start)
@@ -777,18 +796,22 @@ class PartitionLog:
         return self._log_start
 
     def _delete_oldest_segments(self, count: int) -> None:
-        """Unlink the ``count`` oldest segments (never the active one) and move the log start past
-        them. Readers holding a FileSlice keep their own descriptors, so a fetch in flight completes."""
+        """Delete the ``count`` oldest segments (never the active one) and move the log start past
+        them. Readers holding a FileSlice keep their own descriptors, so a fetch in flight completes.
+        The files are renamed here and unlinked by ``file_reaper``'s thread (unlinking a big file
+        is slow)."""
         count = min(count, len(self._segments) - 1)
         if count <= 0:
             return
+        retired: list[Path] = []
         for _ in range(count):
-            self._segments.pop(0).delete()
+            retired += self._segments.pop(0).retire()  # renamed now, unlinked off this thread
             self._bases.pop(0)
         if self._segments[0].base_offset > self._log_start:
             self._log_start = self._segments[0].base_offset
         self.checkpoint()
         fsync_dir(self.directory)
+        unlink_later(retired)
 
     def apply_retention(self, now_ms: int) -> int:
         """Kafka's delete retention: drop the oldest segments whose newest record is older than
@@ -816,6 +839,127 @@ class PartitionLog:
                 doomed += 1
         self._delete_oldest_segments(doomed)
         return doomed
+
+    # ----------------------------------------------------------------------------------------------
+    # Compaction (the work itself is in log_cleaner.py)
+
+    def dirty_ratio(self) -> float:
+        """Share of the sealed bytes at or above the log start that no clean has been through yet
+        (Kafka's cleanable ratio, compared with min.cleanable.dirty.ratio)."""
+        sealed = [segment for segment in self._segments[:-1] if segment.next_offset > self._log_start]
+        if self._cleaned_to is None:
+            cleaned_to = 0
+            for segment in self._segments[:-1]:  # cleaned segments are a prefix of the log
+                header = read_chain_header(segment.chain_path)
+                if header is None or header.end_offset is None:
+                    break
+                cleaned_to = segment.next_offset
+            self._cleaned_to = cleaned_to
+        total = sum(segment.size for segment in sealed)
+        dirty = sum(segment.size for segment in sealed if segment.next_offset > self._cleaned_to)
+        return dirty / total if total else 0.0
+
+    def plan_clean(self, now_ms: int, *, force: bool = False) -> CleanPlan | None:
+        """What a clean of this log would rewrite, or None if it is not a compacted topic or (unless
+        ``force``) too little of it is dirty. Cheap: reads two chain headers per group."""
+        config = self._config
+        if not config.compact or config.append_only or self._failure is not None or self._closed:
+            return None
+        if not force and self.dirty_ratio() < config.min_cleanable_dirty_ratio:
+            return None
+        runs: list[list[LogSegment]] = []
+        for segment in self._segments[:-1]:
+            if segment.next_offset <= self._log_start:
+                continue
+            run = runs[-1] if runs else None
+            if (
+                run is None
+                or sum(member.size for member in run) + segment.size > config.segment_bytes
+                or segment.next_offset - run[0].base_offset > INT32_MAX
+            ):
+                runs.append([segment])
+            else:
+                run.append(segment)
+        groups: list[CleanGroup] = []
+        for run in runs:
+            header = read_chain_header(run[0].chain_path)
+            link = last_hash_of(run[-1].chain_path)
+            if header is None or link is None:
+                log.error(
+                    "%s: chain of segment %d unreadable; not compacting it",
+                    self.directory,
+                    run[0].base_offset,
+                )
+                return None
+            sources = tuple(SourceSegment(m.base_offset, m.size, m.next_offset) for m in run)
+            groups.append(CleanGroup(sources, header.anchor, link))
+        if not groups:
+            return None
+        return CleanPlan(str(self.directory), tuple(groups), now_ms - config.delete_retention_ms)
+
+    def install_clean(self, plan: CleanPlan, cleaned: list[CleanedGroup], now_ms: int) -> int:
+        """Swap in what ``run_clean(plan)`` wrote (on the owner thread, after the worker finished).
+        Groups whose segments changed meanwhile (retention, DeleteRecords) are dropped. Returns the
+        number of records removed."""
+        directory = self.directory
+        config = self._config
+        if self._closed or self._failure is not None or not config.compact or config.append_only:
+            for group in cleaned:  # closed, or the topic's configs changed while the worker ran
+                _delete_cleaned_files(directory, group.base)
+            return 0
+        sealed = {segment.base_offset: segment for segment in self._segments[:-1]}
+        planned = {source.base: source for group in plan.groups for source in group.sources}
+        valid: list[CleanedGroup] = []
+        for group in cleaned:
+            if all(base in sealed and sealed[base].size == planned[base].size for base in group.replaces):
+                valid.append(group)
+            else:
+                _delete_cleaned_files(directory, group.base)
+        try:
+            commit_swap(directory, valid)
+        except OSError as exc:
+            # The manifest may be in place: the next open completes the swap. Until then the old
+            # segments (some possibly deleted) cannot be trusted, so the log goes offline.
+            self._failure = f"compaction swap failed: {exc}"
+            raise StorageError(f"{directory}: {self._failure}") from exc
+        interval = self._config.index_interval_bytes
+        removed = 0
+        for group in valid:
+            first = self._bases.index(group.base)
+            for old in self._segments[first : first + len(group.replaces)]:
+                old.close()
+            self._segments[first : first + len(group.replaces)] = [
+                LogSegment.open_sealed(
+                    directory,
+                    group.base,
+                    next_offset=group.end_offset,
+                    now_ms=now_ms,
+                    index_interval=interval,
+                )
+            ]
+            self._bases[first : first + len(group.replaces)] = [group.base]
+            removed += group.records_before - group.records_kept
+            record_compaction(
+                directory,
+                segment=group.base,
+                replaced=list(group.replaces),
+                end_offset=group.end_offset,
+                removed=group.records_before - group.records_kept,
+                now_ms=now_ms,
+            )
+        if plan.groups:
+            self._cleaned_to = max(self._cleaned_to or 0, plan.groups[-1].end_offset)
+        return removed
+
+    def compact(self, now_ms: int) -> list[CleanedGroup] | None:
+        """Clean every sealed segment now, on this thread (tools and tests; the broker runs the
+        cleaning itself in a worker process, see ``cleaner_jobs.py``). None if not a compacted topic."""
+        plan = self.plan_clean(now_ms, force=True)
+        if plan is None:
+            return None
+        cleaned = run_clean(plan)
+        self.install_clean(plan, cleaned, now_ms)
+        return cleaned
 
     # ----------------------------------------------------------------------------------------------
     # Closing
@@ -864,13 +1008,19 @@ def _delete_segment_files(directory: Path, base_offset: int) -> None:
             (directory / segment_file_name(base_offset, suffix)).unlink()
 
 
+def _delete_cleaned_files(directory: Path, base_offset: int) -> None:
+    for suffix in (LOG_SUFFIX, CHAIN_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / (segment_file_name(base_offset, suffix) + CLEANED_SUFFIX)).unlink()
+
+
 def _remove_leftovers_and_list_segments(directory: Path) -> list[int]:
     """Delete temporary files and indexes without a log; return the segment base offsets, ascending."""
     bases: list[int] = []
     index_files: list[tuple[int, Path]] = []
     for entry in os.scandir(directory):
         name = entry.name
-        if name.endswith(TMP_SUFFIX):
+        if name.endswith((TMP_SUFFIX, DELETED_SUFFIX)):
             Path(entry.path).unlink(missing_ok=True)
             continue
         stem, dot, suffix = name.partition(".")

@@ -26,6 +26,7 @@ from typing import Final
 from riel.errors import StorageError
 from riel.records.batch_header import BATCH_HEADER_SIZE, HEADER_STRUCT, LOG_OVERHEAD, BatchHeader
 from riel.storage.atomic_file import write_all
+from riel.storage.file_reaper import retire
 from riel.storage.hash_chain import CHAIN_SUFFIX, ChainWriter
 from riel.storage.log_scan import SegmentScan, scan_segment
 from riel.storage.offset_index import OffsetIndex
@@ -504,9 +505,17 @@ class LogSegment:
     def delete(self) -> None:
         """Close and unlink the four files. Readers holding a FileSlice keep their own descriptor."""
         self.close()
-        for path in (self.log_path, self.index_path, self.time_index_path, self.chain_path):
+        for path in self.files():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+    def retire(self) -> list[Path]:
+        """Close and rename the four files to ``*.deleted`` for ``file_reaper.unlink_later``."""
+        self.close()
+        return retire(self.files())
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.log_path, self.index_path, self.time_index_path, self.chain_path)
 
     def __repr__(self) -> str:
         return f"LogSegment(base={self.base_offset}, next={self.next_offset}, size={self.size})"
