@@ -64,8 +64,9 @@ def _skip_tagged_fields(r: Reader) -> None:
         r.raw(r.uvarint())
 
 
-def encode_request(api: ApiSchema, version: int, correlation_id: int, client_id: str | None,
-                   body: Message) -> bytes:
+def encode_request(
+    api: ApiSchema, version: int, correlation_id: int, client_id: str | None, body: Message
+) -> bytes:
     """A whole request frame, size prefix included (used by tests and the bench client)."""
     w = Writer()
     w.int32(0)

@@ -65,8 +65,9 @@ class Type:
 
 
 class _Fixed(Type):
-    def __init__(self, name: str, read: Callable[[Reader], Any], write: Callable[[Writer, Any], None],
-                 default: Any) -> None:
+    def __init__(
+        self, name: str, read: Callable[[Reader], Any], write: Callable[[Writer, Any], None], default: Any
+    ) -> None:
         self.name = name
         self._read = read
         self._write = write
@@ -208,8 +209,9 @@ def _type_default(t: Type | Array | list[Field]) -> Any:
     return t.default()
 
 
-def _decoder_for(t: Type | Array | list[Field], version: int, flexible: bool, nullable: bool,
-                 name: str = "?") -> Decoder:
+def _decoder_for(
+    t: Type | Array | list[Field], version: int, flexible: bool, nullable: bool, name: str = "?"
+) -> Decoder:
     if isinstance(t, list):
         return compile_struct(tuple(t), version, flexible)[0]
     if isinstance(t, Array):

@@ -3,7 +3,7 @@
 Reads a ``CleanPlan`` (JSON) from the file PLAN, runs it (``log_cleaner.run_clean``: reads sealed
 segments, writes ``.cleaned`` files) and writes ``{"cleaned": [...]}`` or ``{"error": "..."}`` to the
 file RESULT. A separate process, so that decompressing and re-encoding records neither holds the
-broker's GIL nor competes with its event loop at the same priority (it runs niced).
+broker's GIL nor competes with its event loop at the same priority (it runs at idle priority).
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from pathlib import Path
 from riel.storage.atomic_file import write_file_atomically
 from riel.storage.log_cleaner import CleanPlan, run_clean
 
-NICENESS = 10
+
+def _lower_priority() -> None:
+    """Run only on CPU time nobody else wants (SCHED_IDLE), so producers and consumers never wait for
+    compaction; where that policy is unavailable, the lowest nice level."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(19)
 
 
 def main(argv: list[str]) -> int:
@@ -25,8 +33,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m riel.storage.clean_worker PLAN RESULT", file=sys.stderr)
         return 2
     plan_path, result_path = Path(argv[0]), Path(argv[1])
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
+    _lower_priority()
     try:
         plan = CleanPlan.from_json(plan_path.read_text())
         outcome: dict[str, object] = {"cleaned": [group.to_dict() for group in run_clean(plan)]}

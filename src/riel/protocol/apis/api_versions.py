@@ -15,23 +15,42 @@ API_VERSIONS = ApiSchema(
     ),
     response=(
         Field("error_code", INT16),
-        Field("api_keys", Array([
-            Field("api_key", INT16),
-            Field("min_version", INT16),
-            Field("max_version", INT16),
-        ])),
+        Field(
+            "api_keys",
+            Array(
+                [
+                    Field("api_key", INT16),
+                    Field("min_version", INT16),
+                    Field("max_version", INT16),
+                ]
+            ),
+        ),
         Field("throttle_time_ms", INT32, "1+"),
-        Field("supported_features", Array([
-            Field("name", STRING, "3+"),
-            Field("min_version", INT16, "3+"),
-            Field("max_version", INT16, "3+"),
-        ]), "3+", tag=0),
+        Field(
+            "supported_features",
+            Array(
+                [
+                    Field("name", STRING, "3+"),
+                    Field("min_version", INT16, "3+"),
+                    Field("max_version", INT16, "3+"),
+                ]
+            ),
+            "3+",
+            tag=0,
+        ),
         Field("finalized_features_epoch", INT64, "3+", tag=1, default=-1),
-        Field("finalized_features", Array([
-            Field("name", STRING, "3+"),
-            Field("max_version_level", INT16, "3+"),
-            Field("min_version_level", INT16, "3+"),
-        ]), "3+", tag=2),
+        Field(
+            "finalized_features",
+            Array(
+                [
+                    Field("name", STRING, "3+"),
+                    Field("max_version_level", INT16, "3+"),
+                    Field("min_version_level", INT16, "3+"),
+                ]
+            ),
+            "3+",
+            tag=2,
+        ),
         Field("zk_migration_ready", BOOL, "3+", tag=3),
     ),
 )

@@ -13,9 +13,14 @@ DELETE_GROUPS = ApiSchema(
     ),
     response=(
         Field("throttle_time_ms", INT32),
-        Field("results", Array([
-            Field("group_id", STRING),
-            Field("error_code", INT16),
-        ])),
+        Field(
+            "results",
+            Array(
+                [
+                    Field("group_id", STRING),
+                    Field("error_code", INT16),
+                ]
+            ),
+        ),
     ),
 )

@@ -9,24 +9,44 @@ DELETE_RECORDS = ApiSchema(
     max_version=2,
     flexible="2+",
     request=(
-        Field("topics", Array([
-            Field("name", STRING),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("offset", INT64),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("offset", INT64),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
         Field("timeout_ms", INT32),
     ),
     response=(
         Field("throttle_time_ms", INT32),
-        Field("topics", Array([
-            Field("name", STRING),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("low_watermark", INT64),
-                Field("error_code", INT16),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("low_watermark", INT64),
+                                Field("error_code", INT16),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
 )

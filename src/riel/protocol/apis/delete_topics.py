@@ -14,9 +14,14 @@ DELETE_TOPICS = ApiSchema(
     ),
     response=(
         Field("throttle_time_ms", INT32, "1+"),
-        Field("responses", Array([
-            Field("name", STRING, nullable="6+"),
-            Field("error_code", INT16),
-        ])),
+        Field(
+            "responses",
+            Array(
+                [
+                    Field("name", STRING, nullable="6+"),
+                    Field("error_code", INT16),
+                ]
+            ),
+        ),
     ),
 )

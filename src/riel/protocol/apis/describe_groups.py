@@ -14,21 +14,31 @@ DESCRIBE_GROUPS = ApiSchema(
     ),
     response=(
         Field("throttle_time_ms", INT32, "1+"),
-        Field("groups", Array([
-            Field("error_code", INT16),
-            Field("group_id", STRING),
-            Field("group_state", STRING),
-            Field("protocol_type", STRING),
-            Field("protocol_data", STRING),
-            Field("members", Array([
-                Field("member_id", STRING),
-                Field("group_instance_id", STRING, "4+", nullable="4+", default=None),
-                Field("client_id", STRING),
-                Field("client_host", STRING),
-                Field("member_metadata", BYTES),
-                Field("member_assignment", BYTES),
-            ])),
-            Field("authorized_operations", INT32, "3+", default=-2147483648),
-        ])),
+        Field(
+            "groups",
+            Array(
+                [
+                    Field("error_code", INT16),
+                    Field("group_id", STRING),
+                    Field("group_state", STRING),
+                    Field("protocol_type", STRING),
+                    Field("protocol_data", STRING),
+                    Field(
+                        "members",
+                        Array(
+                            [
+                                Field("member_id", STRING),
+                                Field("group_instance_id", STRING, "4+", nullable="4+", default=None),
+                                Field("client_id", STRING),
+                                Field("client_host", STRING),
+                                Field("member_metadata", BYTES),
+                                Field("member_assignment", BYTES),
+                            ]
+                        ),
+                    ),
+                    Field("authorized_operations", INT32, "3+", default=-2147483648),
+                ]
+            ),
+        ),
     ),
 )

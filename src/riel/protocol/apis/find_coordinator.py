@@ -24,13 +24,19 @@ FIND_COORDINATOR = ApiSchema(
         Field("node_id", INT32, "0-3"),
         Field("host", STRING, "0-3"),
         Field("port", INT32, "0-3"),
-        Field("coordinators", Array([
-            Field("key", STRING, "4+"),
-            Field("node_id", INT32, "4+"),
-            Field("host", STRING, "4+"),
-            Field("port", INT32, "4+"),
-            Field("error_code", INT16, "4+"),
-            Field("error_message", STRING, "4+", nullable="4+"),
-        ]), "4+"),
+        Field(
+            "coordinators",
+            Array(
+                [
+                    Field("key", STRING, "4+"),
+                    Field("node_id", INT32, "4+"),
+                    Field("host", STRING, "4+"),
+                    Field("port", INT32, "4+"),
+                    Field("error_code", INT16, "4+"),
+                    Field("error_message", STRING, "4+", nullable="4+"),
+                ]
+            ),
+            "4+",
+        ),
     ),
 )

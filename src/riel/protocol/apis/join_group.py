@@ -15,10 +15,15 @@ JOIN_GROUP = ApiSchema(
         Field("member_id", STRING),
         Field("group_instance_id", STRING, "5+", nullable="5+", default=None),
         Field("protocol_type", STRING),
-        Field("protocols", Array([
-            Field("name", STRING),
-            Field("metadata", BYTES),
-        ])),
+        Field(
+            "protocols",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field("metadata", BYTES),
+                ]
+            ),
+        ),
     ),
     response=(
         Field("throttle_time_ms", INT32, "2+"),
@@ -28,10 +33,15 @@ JOIN_GROUP = ApiSchema(
         Field("protocol_name", STRING, nullable="7+"),
         Field("leader", STRING),
         Field("member_id", STRING),
-        Field("members", Array([
-            Field("member_id", STRING),
-            Field("group_instance_id", STRING, "5+", nullable="5+", default=None),
-            Field("metadata", BYTES),
-        ])),
+        Field(
+            "members",
+            Array(
+                [
+                    Field("member_id", STRING),
+                    Field("group_instance_id", STRING, "5+", nullable="5+", default=None),
+                    Field("metadata", BYTES),
+                ]
+            ),
+        ),
     ),
 )

@@ -11,18 +11,30 @@ LEAVE_GROUP = ApiSchema(
     request=(
         Field("group_id", STRING),
         Field("member_id", STRING, "0-2"),
-        Field("members", Array([
-            Field("member_id", STRING, "3+"),
-            Field("group_instance_id", STRING, "3+", nullable="3+", default=None),
-        ]), "3+"),
+        Field(
+            "members",
+            Array(
+                [
+                    Field("member_id", STRING, "3+"),
+                    Field("group_instance_id", STRING, "3+", nullable="3+", default=None),
+                ]
+            ),
+            "3+",
+        ),
     ),
     response=(
         Field("throttle_time_ms", INT32, "1+"),
         Field("error_code", INT16),
-        Field("members", Array([
-            Field("member_id", STRING, "3+"),
-            Field("group_instance_id", STRING, "3+", nullable="3+"),
-            Field("error_code", INT16, "3+"),
-        ]), "3+"),
+        Field(
+            "members",
+            Array(
+                [
+                    Field("member_id", STRING, "3+"),
+                    Field("group_instance_id", STRING, "3+", nullable="3+"),
+                    Field("error_code", INT16, "3+"),
+                ]
+            ),
+            "3+",
+        ),
     ),
 )

@@ -8,16 +8,19 @@ LIST_GROUPS = ApiSchema(
     min_version=0,
     max_version=4,
     flexible="3+",
-    request=(
-        Field("states_filter", Array(STRING), "4+"),
-    ),
+    request=(Field("states_filter", Array(STRING), "4+"),),
     response=(
         Field("throttle_time_ms", INT32, "1+"),
         Field("error_code", INT16),
-        Field("groups", Array([
-            Field("group_id", STRING),
-            Field("protocol_type", STRING),
-            Field("group_state", STRING, "4+"),
-        ])),
+        Field(
+            "groups",
+            Array(
+                [
+                    Field("group_id", STRING),
+                    Field("protocol_type", STRING),
+                    Field("group_state", STRING, "4+"),
+                ]
+            ),
+        ),
     ),
 )

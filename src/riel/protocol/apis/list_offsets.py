@@ -11,26 +11,46 @@ LIST_OFFSETS = ApiSchema(
     request=(
         Field("replica_id", INT32),
         Field("isolation_level", INT8, "2+"),
-        Field("topics", Array([
-            Field("name", STRING),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("current_leader_epoch", INT32, "4+", default=-1),
-                Field("timestamp", INT64),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("current_leader_epoch", INT32, "4+", default=-1),
+                                Field("timestamp", INT64),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
     response=(
         Field("throttle_time_ms", INT32, "2+"),
-        Field("topics", Array([
-            Field("name", STRING),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("error_code", INT16),
-                Field("timestamp", INT64, "1+", default=-1),
-                Field("offset", INT64, "1+", default=-1),
-                Field("leader_epoch", INT32, "4+", default=-1),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("error_code", INT16),
+                                Field("timestamp", INT64, "1+", default=-1),
+                                Field("offset", INT64, "1+", default=-1),
+                                Field("leader_epoch", INT32, "4+", default=-1),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
 )

@@ -18,24 +18,44 @@ OFFSET_COMMIT = ApiSchema(
         Field("member_id", STRING, "1+"),
         Field("group_instance_id", STRING, "7+", nullable="7+", default=None),
         Field("retention_time_ms", INT64, "2-4", default=-1),
-        Field("topics", Array([
-            Field("name", STRING, "0-9"),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("committed_offset", INT64),
-                Field("committed_leader_epoch", INT32, "6+", default=-1),
-                Field("committed_metadata", STRING, nullable="0+"),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING, "0-9"),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("committed_offset", INT64),
+                                Field("committed_leader_epoch", INT32, "6+", default=-1),
+                                Field("committed_metadata", STRING, nullable="0+"),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
     response=(
         Field("throttle_time_ms", INT32, "3+"),
-        Field("topics", Array([
-            Field("name", STRING, "0-9"),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("error_code", INT16),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING, "0-9"),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("error_code", INT16),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
 )

@@ -10,22 +10,42 @@ OFFSET_DELETE = ApiSchema(
     flexible="none",
     request=(
         Field("group_id", STRING),
-        Field("topics", Array([
-            Field("name", STRING),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
     response=(
         Field("error_code", INT16),
         Field("throttle_time_ms", INT32),
-        Field("topics", Array([
-            Field("name", STRING),
-            Field("partitions", Array([
-                Field("partition_index", INT32),
-                Field("error_code", INT16),
-            ])),
-        ])),
+        Field(
+            "topics",
+            Array(
+                [
+                    Field("name", STRING),
+                    Field(
+                        "partitions",
+                        Array(
+                            [
+                                Field("partition_index", INT32),
+                                Field("error_code", INT16),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
 )

@@ -16,30 +16,62 @@ PRODUCE = ApiSchema(
         Field("transactional_id", STRING, "3+", nullable="3+", default=None),
         Field("acks", INT16),
         Field("timeout_ms", INT32),
-        Field("topic_data", Array([
-            Field("name", STRING, "0-12"),
-            Field("partition_data", Array([
-                Field("index", INT32),
-                Field("records", RECORDS, nullable="0+"),
-            ])),
-        ])),
+        Field(
+            "topic_data",
+            Array(
+                [
+                    Field("name", STRING, "0-12"),
+                    Field(
+                        "partition_data",
+                        Array(
+                            [
+                                Field("index", INT32),
+                                Field("records", RECORDS, nullable="0+"),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
     ),
     response=(
-        Field("responses", Array([
-            Field("name", STRING, "0-12"),
-            Field("partition_responses", Array([
-                Field("index", INT32),
-                Field("error_code", INT16),
-                Field("base_offset", INT64),
-                Field("log_append_time_ms", INT64, "2+", default=-1),
-                Field("log_start_offset", INT64, "5+", default=-1),
-                Field("record_errors", Array([
-                    Field("batch_index", INT32, "8+"),
-                    Field("batch_index_error_message", STRING, "8+", nullable="8+", default=None),
-                ]), "8+"),
-                Field("error_message", STRING, "8+", nullable="8+", default=None),
-            ])),
-        ])),
+        Field(
+            "responses",
+            Array(
+                [
+                    Field("name", STRING, "0-12"),
+                    Field(
+                        "partition_responses",
+                        Array(
+                            [
+                                Field("index", INT32),
+                                Field("error_code", INT16),
+                                Field("base_offset", INT64),
+                                Field("log_append_time_ms", INT64, "2+", default=-1),
+                                Field("log_start_offset", INT64, "5+", default=-1),
+                                Field(
+                                    "record_errors",
+                                    Array(
+                                        [
+                                            Field("batch_index", INT32, "8+"),
+                                            Field(
+                                                "batch_index_error_message",
+                                                STRING,
+                                                "8+",
+                                                nullable="8+",
+                                                default=None,
+                                            ),
+                                        ]
+                                    ),
+                                    "8+",
+                                ),
+                                Field("error_message", STRING, "8+", nullable="8+", default=None),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
         Field("throttle_time_ms", INT32, "1+"),
     ),
 )

@@ -15,10 +15,15 @@ SYNC_GROUP = ApiSchema(
         Field("group_instance_id", STRING, "3+", nullable="3+", default=None),
         Field("protocol_type", STRING, "5+", nullable="5+", default=None),
         Field("protocol_name", STRING, "5+", nullable="5+", default=None),
-        Field("assignments", Array([
-            Field("member_id", STRING),
-            Field("assignment", BYTES),
-        ])),
+        Field(
+            "assignments",
+            Array(
+                [
+                    Field("member_id", STRING),
+                    Field("assignment", BYTES),
+                ]
+            ),
+        ),
     ),
     response=(
         Field("throttle_time_ms", INT32, "1+"),
