@@ -48,6 +48,7 @@ class RielServer:
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
+        self.http_port = free_port()  # the console's port: never the default 8080 in tests
         self.flush = flush
         self.num_partitions = num_partitions
         self.extra_args = extra_args
@@ -63,6 +64,11 @@ class RielServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def http_url(self) -> str:
+        """Base URL of the web console, /metrics and /health."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
     def pid(self) -> int:
         assert self.proc is not None, "server not started"
         return self.proc.pid
@@ -74,6 +80,7 @@ class RielServer:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--flush", self.flush,
+            "--http-port", str(self.http_port),
         ]  # fmt: skip
         if self.num_partitions is not None:
             cmd += ["--num-partitions", str(self.num_partitions)]

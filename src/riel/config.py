@@ -104,5 +104,10 @@ class BrokerConfig:
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     log_cleaner_backoff_ms: int = 15_000  # log.cleaner.backoff.ms
+    # The HTTP listener: web console, /metrics and /health. Port 0 picks a free port.
+    http_enabled: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    console_enabled: bool = True  # False: only /metrics and /health are served
     topic_defaults: dict[str, str] = field(default_factory=lambda: dict(TOPIC_CONFIG_DEFAULTS))
     groups: GroupConfig = field(default_factory=lambda: GroupConfig())

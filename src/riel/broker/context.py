@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from riel.broker.durability import GroupCommit
+from riel.broker.stats import BrokerStats
 from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
 from riel.coordinator.driver import CoordinatorDriver
@@ -23,6 +24,7 @@ class BrokerContext:
     groups: CoordinatorDriver
     clock_ms: Callable[[], int] = wall_clock_ms
     group_commit: GroupCommit = field(default_factory=GroupCommit)
+    stats: BrokerStats = field(default_factory=BrokerStats)
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from riel.broker import (
@@ -79,4 +80,8 @@ class Router:
         handler = HANDLERS.get(request.api_key)
         if handler is None:
             raise ProtocolError(f"{request.api.name} is not served by this broker")
-        return await handler(self.ctx, request)
+        started = time.perf_counter()
+        try:
+            return await handler(self.ctx, request)
+        finally:  # long-polling fetches included: their latency is what clients see
+            self.ctx.stats.record_request(request.api.name, time.perf_counter() - started)

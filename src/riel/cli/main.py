@@ -69,6 +69,33 @@ def cli() -> None:
     "(log.retention.check.interval.ms).",
 )
 @click.option(
+    "--http-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="RIEL_HTTP_HOST",
+    help="Address of the web console, /metrics and /health.",
+)
+@click.option(
+    "--http-port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    show_default=True,
+    envvar="RIEL_HTTP_PORT",
+    help="Port of the web console, /metrics and /health (0: any free port).",
+)
+@click.option(
+    "--no-http",
+    is_flag=True,
+    envvar="RIEL_NO_HTTP",
+    help="No HTTP listener at all (no console, no /metrics).",
+)
+@click.option(
+    "--no-console",
+    is_flag=True,
+    envvar="RIEL_NO_CONSOLE",
+    help="Serve only /metrics and /health on the HTTP port, not the web console.",
+)
+@click.option(
     "--log-cleaner-backoff-ms",
     type=click.IntRange(min=1),
     default=15_000,
@@ -113,6 +140,10 @@ def serve(
     no_auto_create: bool,
     max_request_bytes: int,
     retention_check_interval_ms: int,
+    http_host: str,
+    http_port: int,
+    no_http: bool,
+    no_console: bool,
     log_cleaner_backoff_ms: int,
     group_initial_rebalance_delay_ms: int,
     group_min_session_timeout_ms: int,
@@ -141,6 +172,10 @@ def serve(
         max_request_bytes=max_request_bytes,
         retention_check_interval_ms=retention_check_interval_ms,
         log_cleaner_backoff_ms=log_cleaner_backoff_ms,
+        http_enabled=not no_http,
+        http_host=http_host,
+        http_port=http_port,
+        console_enabled=not no_console,
         groups=GroupConfig(
             initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
             min_session_timeout_ms=group_min_session_timeout_ms,
@@ -148,13 +183,19 @@ def serve(
         ),
     )
     data_dir.mkdir(parents=True, exist_ok=True)
+    from riel.console.app import build_app
+
     try:
-        run(config)
+        run(config, build_app)
     except DataDirLockedError as exc:
         click.echo(f"riel: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
-        click.echo(f"riel: cannot start: {exc}. Is another broker using port {port}? Try --port.", err=True)
+        click.echo(
+            f"riel: cannot start: {exc}. Is another process using port {port} or HTTP port {http_port}? "
+            "Try --port, --http-port, or --no-http.",
+            err=True,
+        )
         sys.exit(2)
 
 

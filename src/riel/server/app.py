@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from riel.broker.context import BrokerContext
 from riel.broker.router import Router
+from riel.broker.stats import BrokerStats
 from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
 from riel.coordinator.coordinator import GroupCoordinator
 from riel.coordinator.driver import CoordinatorDriver
 from riel.server.connection import KafkaConnection
+from riel.server.http import HttpServer
 from riel.storage.log_manager import LogManager
 from riel.storage.offsets_store import OffsetsStore
 from riel.storage.producer_ids import ProducerIdAllocator
@@ -23,9 +27,17 @@ log = logging.getLogger("riel")
 TICK_INTERVAL_S = 0.2
 
 
+# Builds the ASGI app of the HTTP listener from the running server (the console layer provides it:
+# the server does not import the faces above it).
+HttpAppFactory = Callable[["RielServer"], Any]
+
+
 class RielServer:
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, http_app: HttpAppFactory | None = None) -> None:
         self.config = config
+        self._http_app = http_app
+        self.http: HttpServer | None = None
+        self.ctx: BrokerContext | None = None
         self.log_manager = LogManager(
             config.data_dir,
             config.flush,
@@ -60,6 +72,7 @@ class RielServer:
             producer_ids=ProducerIdAllocator(self.config.data_dir / "producer-ids"),
             groups=self._groups,
         )
+        self.ctx = ctx
         router = Router(ctx)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -72,6 +85,15 @@ class RielServer:
         sockets = self._server.sockets
         if sockets and self.config.port == 0:
             self.config.port = sockets[0].getsockname()[1]
+        if self._http_app is not None and self.config.http_enabled:
+            self.http = HttpServer(self._http_app(self), self.config.http_host, self.config.http_port)
+            await self.http.start()
+            log.info(
+                "%s on http://%s:%d",
+                "web console and /metrics" if self.config.console_enabled else "/metrics and /health",
+                self.config.http_host,
+                self.http.port,
+            )
         log.info(
             "riel %s listening on %s:%d, data in %s, flush policy %s",
             _version(),
@@ -94,7 +116,19 @@ class RielServer:
         await self._stopped.wait()
         await self.stop()
 
+    @property
+    def stats(self) -> BrokerStats:
+        assert self.ctx is not None, "server not started"
+        return self.ctx.stats
+
+    @property
+    def groups(self) -> CoordinatorDriver:
+        assert self._groups is not None, "server not started"
+        return self._groups
+
     async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self._server is not None:
@@ -120,8 +154,8 @@ def _version() -> str:
         return "unknown"
 
 
-async def _main(config: BrokerConfig) -> None:
-    server = RielServer(config)
+async def _main(config: BrokerConfig, http_app: HttpAppFactory | None) -> None:
+    server = RielServer(config, http_app)
     # Handlers first: a SIGTERM that arrives while the server starts (clients may already connect)
     # must still stop it cleanly, not kill it with the default action.
     loop = asyncio.get_running_loop()
@@ -131,5 +165,5 @@ async def _main(config: BrokerConfig) -> None:
     await server.serve_until_stopped()
 
 
-def run(config: BrokerConfig) -> None:
-    asyncio.run(_main(config))
+def run(config: BrokerConfig, http_app: HttpAppFactory | None = None) -> None:
+    asyncio.run(_main(config, http_app))

@@ -1,0 +1,1 @@
+"""The web face of ``riel serve``: console pages, ``/metrics`` and ``/health`` (an ASGI app)."""
