@@ -51,7 +51,10 @@ truncation: explained if ``chain-recoveries.json`` records a crash recovery at o
 only data above the then persisted recovery point (data not yet fsync'ed, which a crash may take);
 otherwise it is reported as tampering, so corrupting fsync'ed batches to make recovery cut them is
 caught. A head below the first retained segment was removed by retention: it can no longer be
-checked, and verify says so without failing.
+checked, and verify says so without failing. Export heads from durable data (a stopped server's
+directory, or after a flush): a crash that loses unflushed batches exactly at a batch boundary, and
+their chain entries with them, leaves nothing for recovery to record, so a head taken from those
+batches would later be reported as an unexplained truncation.
 
 **Logs written before chains existed** (no ``.chain`` files) get their chains built on the next open, by
 hashing each unchained segment once (a one-time cost of a read of the log at SHA-256 speed), and a
