@@ -38,19 +38,20 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from bench_throughput import cpu_seconds as throughput_cpu_seconds
+from bench_throughput import free_port, running
 
 TARGET_RATIO = 0.80
 WORKER_MODULE = "riel.storage.clean_worker"
@@ -106,42 +107,6 @@ class Clean:
 # ------------------------------------------------------------------------------------------ processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(
-                f"riel serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
-            )
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise BenchError(f"port {port} not accepting connections after {timeout}s")
-
-
-@contextlib.contextmanager
-def running(cmd: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc, log)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
 def riel_cmd(data_dir: Path, port: int, s: Settings) -> list[str]:
     return [
         sys.executable, "-m", "riel", "serve", "--data-dir", str(data_dir),
@@ -151,12 +116,8 @@ def riel_cmd(data_dir: Path, port: int, s: Settings) -> list[str]:
 
 
 def cpu_seconds(pid: int | str) -> float:
-    """User + system CPU time of a process so far (Linux /proc), 0.0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process so far, 0.0 if it is gone."""
+    return throughput_cpu_seconds(int(pid)) or 0.0
 
 
 def clean_workers(parent: int) -> list[int]:
@@ -601,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                 if r % 2 == 0:
                     phases.append(phase_a(bootstrap, s, r, watch))
                     print(f"  round {r} A: {phases[-1].rate():,.0f} msgs/s", flush=True)
-    except BenchError as exc:
+    except (BenchError, RuntimeError) as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -73,6 +73,9 @@ def test_duplicates_collisions_partitions_and_configs_are_rejected(lm: LogManage
     api_error(ErrorCode.INVALID_CONFIG, lm.create_topic, "t", 1, {"segment.bytes": "ten"})
     api_error(ErrorCode.INVALID_CONFIG, lm.create_topic, "t", 1, {"segment.bytes": "3"})
     api_error(ErrorCode.INVALID_CONFIG, lm.create_topic, "t", 1, {"message.timestamp.type": "Whenever"})
+    api_error(ErrorCode.INVALID_CONFIG, lm.create_topic, "t", 1, {"min.cleanable.dirty.ratio": "1.5"})
+    api_error(ErrorCode.INVALID_CONFIG, lm.create_topic, "t", 1, {"min.cleanable.dirty.ratio": "half"})
+    api_error(ErrorCode.INVALID_CONFIG, lm.create_topic, "t", 1, {"delete.retention.ms": "-1"})
     assert list(lm.topics()) == ["a.b"]
 
 

@@ -122,34 +122,28 @@ def record_spans(buf: bytes, count: int) -> list[RecordSpan]:
     pos = 0
     total = len(buf)
     for _ in range(count):
-        length, pos = read_varint(buf, pos)
         start = pos
-        end = pos + length
-        if length < 1 or end > total:
-            raise _corrupt(f"record of length {length} at {pos} is invalid")
-        pos += 1  # attributes
-        timestamp_delta, pos = read_varint(buf, pos)
-        offset_delta, pos = read_varint(buf, pos)
-        key, pos = _read_bytes(buf, pos, end)
+        end, timestamp_delta, offset_delta, key, pos = _record_head(buf, pos, total)
         value_length, pos = read_varint(buf, pos)
-        spans.append(
-            RecordSpan(
-                start - _varint_size(length), end, offset_delta, timestamp_delta, key, value_length < 0
-            )
-        )
+        spans.append(RecordSpan(start, end, offset_delta, timestamp_delta, key, value_length < 0))
         pos = end
     if pos != total:
         raise _corrupt(f"{total - pos} bytes follow the last record")
     return spans
 
 
-def _varint_size(value: int) -> int:
-    unsigned = ((value << 1) ^ (value >> 63)) & _UINT64_MASK
-    size = 1
-    while unsigned >= 0x80:
-        unsigned >>= 7
-        size += 1
-    return size
+def _record_head(buf: bytes, pos: int, total: int) -> tuple[int, int, int, bytes | None, int]:
+    """(end of the record, timestamp delta, offset delta, key, position after the key) of the record
+    whose length varint starts at ``pos``."""
+    length, pos = read_varint(buf, pos)
+    end = pos + length
+    if length < 1 or end > total:
+        raise _corrupt(f"record of length {length} at {pos} is invalid")
+    pos += 1  # attributes
+    timestamp_delta, pos = read_varint(buf, pos)
+    offset_delta, pos = read_varint(buf, pos)
+    key, pos = _read_bytes(buf, pos, end)
+    return end, timestamp_delta, offset_delta, key, pos
 
 
 def decode_records(
@@ -160,14 +154,8 @@ def decode_records(
     pos = 0
     total = len(buf)
     for _ in range(count):
-        length, pos = read_varint(buf, pos)
-        end = pos + length
-        if length < 1 or end > total:
-            raise _corrupt(f"record of length {length} at {pos} is invalid")
-        pos += 1  # attributes
-        timestamp_delta, pos = read_varint(buf, pos)
-        offset_delta, pos = read_varint(buf, pos)
-        key, pos = _read_bytes(buf, pos, end)
+        start = pos
+        end, timestamp_delta, offset_delta, key, pos = _record_head(buf, pos, total)
         value, pos = _read_bytes(buf, pos, end)
         header_count, pos = read_varint(buf, pos)
         if header_count < 0 or header_count > end - pos:
@@ -183,7 +171,7 @@ def decode_records(
             except UnicodeDecodeError:
                 raise _corrupt("record header key is not UTF-8") from None
         if pos != end:
-            raise _corrupt(f"record claims {length} bytes but its fields take {length + pos - end}")
+            raise _corrupt(f"record at {start} ends at {end} but its fields run to {pos}")
         timestamp = log_append_time if log_append_time is not None else base_timestamp + timestamp_delta
         records.append(Record(base_offset + offset_delta, timestamp, key, value, headers))
     if pos != total:

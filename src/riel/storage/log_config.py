@@ -71,38 +71,33 @@ def validate_topic_configs(configs: dict[str, str]) -> dict[str, str]:
             raise KafkaApiError(
                 ErrorCode.INVALID_CONFIG, f"config {name!r} needs a string value, got {value!r}"
             )
-        bounds = _INTEGER_BOUNDS.get(name)
+        bounds: tuple[float, float] | None = _INTEGER_BOUNDS.get(name)
         if bounds is not None:
-            try:
-                number = int(value)
-            except ValueError:
-                raise KafkaApiError(
-                    ErrorCode.INVALID_CONFIG, f"config {name!r} must be an integer, got {value!r}"
-                ) from None
-            if not bounds[0] <= number <= bounds[1]:
-                raise KafkaApiError(
-                    ErrorCode.INVALID_CONFIG,
-                    f"config {name!r} must be in [{bounds[0]}, {bounds[1]}], got {value}",
-                )
-        decimal_bounds = _DECIMAL_BOUNDS.get(name)
-        if decimal_bounds is not None:
-            try:
-                decimal = float(value)
-            except ValueError:
-                raise KafkaApiError(
-                    ErrorCode.INVALID_CONFIG, f"config {name!r} must be a number, got {value!r}"
-                ) from None
-            if not decimal_bounds[0] <= decimal <= decimal_bounds[1]:
-                raise KafkaApiError(
-                    ErrorCode.INVALID_CONFIG,
-                    f"config {name!r} must be in [{decimal_bounds[0]}, {decimal_bounds[1]}], got {value}",
-                )
+            _check_number(name, value, int, "an integer", bounds)
+        bounds = _DECIMAL_BOUNDS.get(name)
+        if bounds is not None:
+            _check_number(name, value, float, "a number", bounds)
         choices = _CHOICES.get(name)
         if choices is not None and value not in choices:
             raise KafkaApiError(
                 ErrorCode.INVALID_CONFIG, f"config {name!r} must be one of {sorted(choices)}, got {value!r}"
             )
     return dict(configs)
+
+
+def _check_number(
+    name: str, value: str, parse: type[int] | type[float], kind: str, bounds: tuple[float, float]
+) -> None:
+    try:
+        number = parse(value)
+    except ValueError:
+        raise KafkaApiError(
+            ErrorCode.INVALID_CONFIG, f"config {name!r} must be {kind}, got {value!r}"
+        ) from None
+    if not bounds[0] <= number <= bounds[1]:
+        raise KafkaApiError(
+            ErrorCode.INVALID_CONFIG, f"config {name!r} must be in [{bounds[0]}, {bounds[1]}], got {value}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
