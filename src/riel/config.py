@@ -87,6 +87,57 @@ class GroupConfig:
         return self.offsets_retention_minutes * 60_000
 
 
+SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One Kafka listener (``listeners`` / ``advertised.listeners``): ``NAME://host:port``.
+
+    The name is the security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL). Metadata and
+    FindCoordinator answer a connection with the advertised address of the listener it came in on.
+    """
+
+    name: str
+    host: str
+    port: int
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+
+    @property
+    def security_protocol(self) -> str:
+        return self.name
+
+    @property
+    def sasl(self) -> bool:
+        return self.name.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.name in ("SSL", "SASL_SSL")
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    @classmethod
+    def parse(cls, spec: str) -> Listener:
+        """``NAME://host:port`` (``[::1]`` for IPv6; an empty host means every interface)."""
+        name, sep, address = spec.partition("://")
+        name = name.upper()
+        if not sep or name not in SECURITY_PROTOCOLS:
+            raise ValueError(
+                f"bad listener {spec!r}: expected NAME://HOST:PORT with NAME one of "
+                f"{', '.join(SECURITY_PROTOCOLS)}"
+            )
+        host, colon, port = address.rpartition(":")
+        if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"bad listener {spec!r}: expected NAME://HOST:PORT")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return cls(name, host or "0.0.0.0", int(port))
+
+
 @dataclass
 class BrokerConfig:
     data_dir: Path = DEFAULT_DATA_DIR
@@ -111,3 +162,16 @@ class BrokerConfig:
     console_enabled: bool = True  # False: only /metrics and /health are served
     topic_defaults: dict[str, str] = field(default_factory=lambda: dict(TOPIC_CONFIG_DEFAULTS))
     groups: GroupConfig = field(default_factory=lambda: GroupConfig())
+    # Listeners; empty means one PLAINTEXT listener on host:port (advertised_host/advertised_port).
+    listeners: list[Listener] = field(default_factory=list)
+    # TLS for SSL / SASL_SSL listeners: server certificate chain and key (PEM); a CA file turns on
+    # client certificate checking (ssl_client_auth "required" or "requested").
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_client_auth: str = "none"
+
+    def effective_listeners(self) -> list[Listener]:
+        if self.listeners:
+            return list(self.listeners)
+        return [Listener("PLAINTEXT", self.host, self.port, self.advertised_host, self.advertised_port)]

@@ -98,7 +98,8 @@ def kio_values(f: Field) -> st.SearchStrategy[Any] | None:
         return st.sampled_from(_KIO_ERROR_CODES)
     if f.name == "log_append_time_ms":  # a datetime, or -1 for "none"
         return st.just(-1) | st.integers(0, 253_402_300_799_999)
-    if f.name == "retention_time_ms":  # a timedelta, converted through a float: exact below 2**53 us
+    # Timedeltas, converted through a float: exact below 2**53 us.
+    if f.name in ("retention_time_ms", "session_lifetime_ms"):
         return st.integers(-(2**43), 2**43)
     return None
 

@@ -162,6 +162,8 @@ def test_advertised_ranges() -> None:
         "DeleteRecords": (0, 2), "InitProducerId": (0, 4), "DescribeConfigs": (1, 4), "AlterConfigs": (0, 2),
         "CreatePartitions": (0, 2), "DeleteGroups": (0, 2), "IncrementalAlterConfigs": (0, 1),
         "OffsetDelete": (0, 0),
+        "SaslHandshake": (0, 1), "SaslAuthenticate": (0, 2), "DescribeUserScramCredentials": (0, 0),
+        "AlterUserScramCredentials": (0, 0),
     }
     assert len(APIS) == len(ALL)
     # librdkafka < 2.11 enables features by probing these exact versions (see DESIGN.md).

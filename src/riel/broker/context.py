@@ -12,6 +12,7 @@ from riel.broker.stats import BrokerStats
 from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
 from riel.coordinator.driver import CoordinatorDriver
+from riel.storage.credentials import CredentialStore
 from riel.storage.log_manager import LogManager
 from riel.storage.producer_ids import ProducerIdAllocator
 
@@ -25,6 +26,7 @@ class BrokerContext:
     clock_ms: Callable[[], int] = wall_clock_ms
     group_commit: GroupCommit = field(default_factory=GroupCommit)
     stats: BrokerStats = field(default_factory=BrokerStats)
+    credentials: CredentialStore | None = None  # SASL users; opened on first use
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property
@@ -34,6 +36,13 @@ class BrokerContext:
     @property
     def advertised_port(self) -> int:
         return self.config.advertised_port or self.config.port
+
+    def advertised_address(self, listener: str) -> tuple[str, int]:
+        """(host, port) clients of ``listener`` (a listener name, "" if unknown) should connect to."""
+        for candidate in self.config.effective_listeners():
+            if candidate.name == listener:
+                return candidate.advertised
+        return self.advertised_host, self.advertised_port
 
     def notify_appended(self) -> None:
         """Wake every long-polling fetch: new data may satisfy its min_bytes."""

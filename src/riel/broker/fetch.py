@@ -31,20 +31,29 @@ async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
             "responses": [],
         }
     while True:
-        responses, total_bytes, errored = _read_all(ctx, body)
+        responses, total_bytes, errored, served = _read_all(ctx, body)
         remaining = deadline - time.monotonic()
         if total_bytes >= body["min_bytes"] or errored or remaining <= 0:
+            record_fetched = ctx.stats.record_fetched
+            for name, size, messages in served:  # only what is answered, not reads thrown away
+                record_fetched(name, size, messages)
             return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": responses}
         _release(responses)
         await ctx.wait_for_append(remaining)
 
 
-def _read_all(ctx: BrokerContext, body: Message) -> tuple[list[Message], int, bool]:
+def _read_all(
+    ctx: BrokerContext, body: Message
+) -> tuple[list[Message], int, bool, list[tuple[str, int, int]]]:
+    """The responses, their total bytes, whether a partition errored, and per partition served
+    (topic, bytes, messages) for the traffic counters (messages: the offsets the slice covers from the
+    fetch offset on, known without reading the records)."""
     read_committed = body["isolation_level"] == READ_COMMITTED
     budget = body["max_bytes"] if body["max_bytes"] > 0 else 2**31 - 1
     total = 0
     errored = False
     responses: list[Message] = []
+    served: list[tuple[str, int, int]] = []
     seen: set[tuple[str, int]] = set()
     for topic in body["topics"]:
         name = topic["topic"]
@@ -75,17 +84,20 @@ def _read_all(ctx: BrokerContext, body: Message) -> tuple[list[Message], int, bo
             limit = min(part["partition_max_bytes"], budget - total)
             if limit <= 0 and total > 0:
                 continue
+            fetch_offset = part["fetch_offset"]
             try:
-                chunk = plog.read(part["fetch_offset"], max(limit, 0), min_one=total == 0)
+                found = plog.read_with_next_offset(fetch_offset, max(limit, 0), min_one=total == 0)
             except KafkaApiError as exc:
                 entry["error_code"] = exc.code
                 errored = True
                 continue
-            if chunk is not None:
+            if found is not None:
+                chunk, next_offset = found
                 entry["records"] = chunk
                 total += chunk.size
+                served.append((name, chunk.size, max(0, next_offset - fetch_offset)))
         responses.append({"topic": name, "partitions": partitions})
-    return responses, total, errored
+    return responses, total, errored, served
 
 
 def _release(responses: list[Message]) -> None:

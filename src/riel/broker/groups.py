@@ -19,10 +19,13 @@ AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 
 
-def _coordinator_for(ctx: BrokerContext, key_type: int) -> tuple[ErrorCode, str | None, int, str, int]:
-    """(error, message, node id, host, port) for one FindCoordinator key."""
+def _coordinator_for(
+    ctx: BrokerContext, key_type: int, listener: str = ""
+) -> tuple[ErrorCode, str | None, int, str, int]:
+    """(error, message, node id, host, port) for one FindCoordinator key, as seen from ``listener``."""
     if key_type == COORDINATOR_TYPE_GROUP:
-        return ErrorCode.NONE, None, ctx.config.node_id, ctx.advertised_host, ctx.advertised_port
+        host, port = ctx.advertised_address(listener)
+        return ErrorCode.NONE, None, ctx.config.node_id, host, port
     if key_type == COORDINATOR_TYPE_TRANSACTION:
         # Retriable on purpose: a transactional client waits for a coordinator rather than failing.
         return (
@@ -40,7 +43,7 @@ async def handle_find_coordinator(ctx: BrokerContext, request: Request) -> Messa
     if request.api_version >= 4:
         coordinators = []
         for key in body["coordinator_keys"]:
-            error, message, node, host, port = _coordinator_for(ctx, body["key_type"])
+            error, message, node, host, port = _coordinator_for(ctx, body["key_type"], request.listener)
             coordinators.append(
                 {
                     "key": key,
@@ -52,7 +55,7 @@ async def handle_find_coordinator(ctx: BrokerContext, request: Request) -> Messa
                 }
             )
         return {"throttle_time_ms": 0, "coordinators": coordinators}
-    error, message, node, host, port = _coordinator_for(ctx, body["key_type"])
+    error, message, node, host, port = _coordinator_for(ctx, body["key_type"], request.listener)
     return {
         "throttle_time_ms": 0,
         "error_code": error,

@@ -55,13 +55,14 @@ async def handle_metadata(ctx: BrokerContext, request: Request) -> Message:
     else:
         for wanted in requested:
             topics.append(_lookup_topic(ctx, wanted, allow_create))
+    advertised = ctx.advertised_address(request.listener)  # the listener this client came in on
     return {
         "throttle_time_ms": 0,
         "brokers": [
             {
                 "node_id": ctx.config.node_id,
-                "host": ctx.advertised_host,
-                "port": ctx.advertised_port,
+                "host": advertised[0],
+                "port": advertised[1],
                 "rack": None,
             }
         ],

@@ -22,6 +22,7 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
     appended = False
     defer_flush = ctx.config.flush.name == "always"
     to_sync: list[tuple[PartitionLog, int, Message]] = []
+    record_produced = ctx.stats.record_produced
     for topic in body["topic_data"]:
         name = topic["name"]
         partitions: list[Message] = []
@@ -60,6 +61,12 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
                 entry["error_message"] = str(exc)
             else:
                 appended = True
+                if not result.duplicate:
+                    record_produced(
+                        name,
+                        records.nbytes if records is not None else 0,
+                        result.last_offset - result.base_offset + 1,
+                    )
                 entry["error_code"] = 0
                 entry["base_offset"] = result.base_offset
                 entry["log_append_time_ms"] = result.log_append_time_ms

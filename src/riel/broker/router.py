@@ -18,6 +18,7 @@ from riel.broker import (
     topics_admin,
 )
 from riel.broker.context import BrokerContext
+from riel.broker.sasl import handlers as sasl
 from riel.errors import ErrorCode, ProtocolError
 from riel.protocol.apis import APIS
 from riel.protocol.headers import Request
@@ -63,6 +64,10 @@ HANDLERS: dict[int, Handler] = {
     42: groups.handle_delete_groups,
     44: configs_admin.handle_incremental_alter_configs,
     47: group_offsets.handle_offset_delete,
+    17: sasl.handle_sasl_handshake,
+    36: sasl.handle_sasl_authenticate,
+    50: sasl.handle_describe_user_scram_credentials,
+    51: sasl.handle_alter_user_scram_credentials,
 }
 
 

@@ -115,6 +115,7 @@ async def handle_delete_topics(ctx: BrokerContext, request: Request) -> Message:
             # Committed offsets die with the topic, as in Kafka: a topic re-created under the same
             # name starts from the consumers' reset policy, not from the old topic's positions.
             ctx.groups.coordinator.offsets.delete_topic_offsets(info.name, wall_clock_ms())
+            ctx.stats.forget_topic(info.name)  # a re-created topic's traffic counters start at 0
         except (KafkaApiError, StorageError) as exc:
             entry["error_code"] = exc.code
             entry["error_message"] = exc.message or None

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from riel.config import DEFAULT_DATA_DIR, BrokerConfig, FlushPolicy, GroupConfig
+from riel.cli.output import console, json_option, print_json
+from riel.cli.serve_config import config_option
+from riel.config import DEFAULT_DATA_DIR, TOPIC_CONFIG_DEFAULTS, BrokerConfig, FlushPolicy, GroupConfig
 from riel.errors import DataDirLockedError
+
+if TYPE_CHECKING:
+    from riel.storage.hash_chain import VerifyResult
 
 
 @click.group()
@@ -21,6 +27,7 @@ def cli() -> None:
 
 
 @cli.command()
+@config_option
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -49,14 +56,22 @@ def cli() -> None:
     help="fsync policy: always (before every ack), interval[:MESSAGES[:MS]], or os.",
 )
 @click.option(
-    "--num-partitions", type=int, default=1, show_default=True, help="Partitions of auto-created topics."
+    "--num-partitions",
+    type=int,
+    default=1,
+    show_default=True,
+    envvar="RIEL_NUM_PARTITIONS",
+    help="Partitions of auto-created topics.",
 )
-@click.option("--no-auto-create", is_flag=True, help="Do not create topics on first use.")
+@click.option(
+    "--no-auto-create", is_flag=True, envvar="RIEL_NO_AUTO_CREATE", help="Do not create topics on first use."
+)
 @click.option(
     "--max-request-bytes",
     type=int,
     default=100 * 1024 * 1024,
     show_default=True,
+    envvar="RIEL_MAX_REQUEST_BYTES",
     help="Largest request frame accepted (socket.request.max.bytes).",
 )
 @click.option(
@@ -118,6 +133,7 @@ def cli() -> None:
     type=click.IntRange(min=1),
     default=GroupConfig.min_session_timeout_ms,
     show_default=True,
+    envvar="RIEL_GROUP_MIN_SESSION_TIMEOUT_MS",
     help="Smallest session.timeout.ms a consumer may ask for (group.min.session.timeout.ms).",
 )
 @click.option(
@@ -128,7 +144,53 @@ def cli() -> None:
     envvar="RIEL_OFFSETS_RETENTION_MINUTES",
     help="How long committed offsets of an empty group are kept (offsets.retention.minutes).",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--listener",
+    "listener_specs",
+    multiple=True,
+    envvar="RIEL_LISTENER",
+    metavar="NAME://HOST:PORT",
+    help="A listener (repeatable; Kafka's listeners): NAME is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. "
+    "Replaces the PLAINTEXT listener of --host/--port. RIEL_LISTENER takes several, space-separated.",
+)
+@click.option(
+    "--advertised-listener",
+    "advertised_listener_specs",
+    multiple=True,
+    envvar="RIEL_ADVERTISED_LISTENER",
+    metavar="NAME://HOST:PORT",
+    help="The address clients of listener NAME are told to use (repeatable; advertised.listeners).",
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="RIEL_SSL_CERTFILE",
+    help="PEM certificate chain of SSL / SASL_SSL listeners.",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="RIEL_SSL_KEYFILE",
+    help="PEM private key of SSL / SASL_SSL listeners.",
+)
+@click.option(
+    "--ssl-cafile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="RIEL_SSL_CAFILE",
+    help="PEM CA certificates that client certificates must chain to.",
+)
+@click.option(
+    "--ssl-client-auth",
+    type=click.Choice(["none", "requested", "required"]),
+    default="none",
+    show_default=True,
+    envvar="RIEL_SSL_CLIENT_AUTH",
+    help="Ask SSL clients for a certificate (ssl.client.auth).",
+)
+@click.option("--log-level", default="INFO", show_default=True, envvar="RIEL_LOG_LEVEL")
 def serve(
     data_dir: Path,
     host: str,
@@ -148,9 +210,34 @@ def serve(
     group_initial_rebalance_delay_ms: int,
     group_min_session_timeout_ms: int,
     offsets_retention_minutes: int,
+    listener_specs: tuple[str, ...],
+    advertised_listener_specs: tuple[str, ...],
+    ssl_certfile: Path | None,
+    ssl_keyfile: Path | None,
+    ssl_cafile: Path | None,
+    ssl_client_auth: str,
     log_level: str,
 ) -> None:
-    """Run the Kafka-compatible broker."""
+    """Run the Kafka-compatible broker.
+
+    \b
+    Each setting comes from, highest first:
+      1. its flag                     --port 9093
+      2. its environment variable     RIEL_PORT=9093 (--foo-bar reads RIEL_FOO_BAR)
+      3. the config file              --config FILE or RIEL_CONFIG=FILE (TOML)
+      4. the built-in default         shown after each flag below
+    \b
+    A config file uses the flag names, with - or _, and a [topic-defaults] table
+    of topic configs for topics that do not set their own:
+      port = 9092
+      data_dir = "/var/lib/riel"        # relative paths: from the file's directory
+      flush = "interval:10000:1000"
+      no_console = true
+      [topic-defaults]
+      "retention.ms" = 86400000
+    An unknown key is an error (exit code 2) that lists the valid ones.
+    """
+    from riel.cli.serve_config import loaded_config, value_sources
     from riel.server.app import run
 
     logging.basicConfig(
@@ -160,6 +247,22 @@ def serve(
         flush = FlushPolicy.parse(flush_spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--flush") from None
+    from riel.cli.listeners import parse_listeners
+
+    listeners = parse_listeners(listener_specs, advertised_listener_specs, ssl_certfile)
+    ctx = click.get_current_context()
+    file_config = loaded_config(ctx)
+    if file_config.path is not None:
+        sources = value_sources(ctx, ctx.params)
+        logging.getLogger("riel.cli").info(
+            "settings from %s: %s",
+            file_config.path,
+            ", ".join(
+                f"{name}={value} ({sources[name]})"
+                for name, value in ctx.params.items()
+                if sources[name] != "default"
+            ),
+        )
     config = BrokerConfig(
         data_dir=data_dir,
         host=host,
@@ -176,11 +279,17 @@ def serve(
         http_host=http_host,
         http_port=http_port,
         console_enabled=not no_console,
+        topic_defaults={**TOPIC_CONFIG_DEFAULTS, **file_config.topic_defaults},
         groups=GroupConfig(
             initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
             min_session_timeout_ms=group_min_session_timeout_ms,
             offsets_retention_minutes=offsets_retention_minutes,
         ),
+        listeners=listeners,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_cafile=ssl_cafile,
+        ssl_client_auth=ssl_client_auth,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     from riel.console.app import build_app
@@ -227,12 +336,19 @@ def serve(
     help="Read the data directory even while a server or SDK process holds it (batches being "
     "written at that moment may show up as an unchained tail).",
 )
+@json_option
 def verify(
-    data_dir: Path, target: str | None, export_heads: Path | None, against: Path | None, no_lock: bool
+    data_dir: Path,
+    target: str | None,
+    export_heads: Path | None,
+    against: Path | None,
+    no_lock: bool,
+    as_json: bool,
 ) -> None:
     """Recompute the hash chains of TARGET (topic or topic/partition; default: every partition) and
     name the first offset where the log no longer matches. Exit code 0: all good; 1: a mismatch
-    (tampering or damage); 2: usage error or data directory in use."""
+    (tampering or damage); 2: usage error or data directory in use. --json prints one document
+    (per partition: ok, batches, bytes, head, first_bad_offset, reason, notes; and a summary)."""
     from riel.errors import DataDirLockedError
     from riel.storage.dir_lock import DataDirLock
     from riel.storage.hash_chain import verify_partition
@@ -262,45 +378,155 @@ def verify(
             lock.acquire()
         except DataDirLockedError as exc:
             _usage_error(f"{exc}; stop it first, or pass --no-lock to read it anyway")
+    names = sorted(set(partitions) | set(pinned_heads), key=_partition_sort_key)
+    out = _VerifyOutput(as_json, {name: partitions.get(name) for name in names})
     failures = 0
     heads: dict[str, dict[str, object]] = {}
     try:
-        for name in sorted(set(partitions) | set(pinned_heads), key=_partition_sort_key):
-            path = partitions.get(name)
-            if path is None:
-                click.echo(f"FAIL  {name}  partition is gone, but --against has a head for it")
-                failures += 1
-                continue
-            pinned = pinned_heads.get(name)
-            result = verify_partition(path, pinned=pinned if pinned is not None and pinned[0] >= 0 else None)
-            if result.ok:
-                head = (
-                    f"head {result.head_offset}:{result.head_hash.hex()[:16]}" if result.batches else "empty"
+        with out:
+            for name in names:
+                path = partitions.get(name)
+                pinned = pinned_heads.get(name)
+                if path is None:
+                    gone = "partition is gone, but --against has a head for it"
+                    out.say(f"FAIL  {name}  {gone}")
+                    out.report(name, None, pinned, gone)
+                    failures += 1
+                    continue
+                out.start(name)
+                result = verify_partition(
+                    path, pinned=pinned if pinned is not None and pinned[0] >= 0 else None
                 )
-                checked = f", matches exported head {pinned[0]}" if pinned is not None else ""
-                click.echo(
-                    f"OK    {name}  {result.batches} batches, {result.size_bytes} bytes, {head}{checked}"
-                )
-                heads[name] = {
-                    "offset": result.head_offset,
-                    "next_offset": result.next_offset,
-                    "hash": result.head_hash.hex(),
-                }
-            else:
-                failures += 1
-                click.echo(f"FAIL  {name}  first bad offset {result.first_bad_offset}: {result.reason}")
-            for note in result.notes:
-                click.echo(f"      note: {note}")
+                out.report(name, result, pinned)
+                if result.ok:
+                    head = (
+                        f"head {result.head_offset}:{result.head_hash.hex()[:16]}"
+                        if result.batches
+                        else "empty"
+                    )
+                    checked = f", matches exported head {pinned[0]}" if pinned is not None else ""
+                    out.say(
+                        f"OK    {name}  {result.batches} batches, {result.size_bytes} bytes, {head}{checked}"
+                    )
+                    heads[name] = {
+                        "offset": result.head_offset,
+                        "next_offset": result.next_offset,
+                        "hash": result.head_hash.hex(),
+                    }
+                else:
+                    failures += 1
+                    out.say(f"FAIL  {name}  first bad offset {result.first_bad_offset}: {result.reason}")
+                for note in result.notes:
+                    out.say(f"      note: {note}")
     finally:
         lock.release()
     if export_heads is not None:
         export_heads.write_text(json.dumps(heads, indent=2, sort_keys=True) + "\n")
-        click.echo(f"exported {len(heads)} head(s) to {export_heads}")
-    total = len(set(partitions) | set(pinned_heads))
+        out.say(f"exported {len(heads)} head(s) to {export_heads}")
+    total = len(names)
+    if as_json:
+        print_json(
+            {
+                "data_dir": str(data_dir),
+                "target": target,
+                "ok": failures == 0,
+                "partitions": out.reports,
+                "summary": {
+                    "partitions": total,
+                    "ok": total - failures,
+                    "failed": failures,
+                    "against": str(against) if against is not None else None,
+                    "exported_heads": str(export_heads) if export_heads is not None else None,
+                },
+            }
+        )
     if failures:
-        click.echo(f"{failures} of {total} partition(s) FAILED verification")
+        out.say(f"{failures} of {total} partition(s) FAILED verification")
         sys.exit(1)
-    click.echo(f"{total} partition(s) verified OK")
+    out.say(f"{total} partition(s) verified OK")
+
+
+class _VerifyOutput:
+    """``riel verify``'s output: today's text lines (under a progress bar on a terminal), or, with
+    ``--json``, the per-partition reports for one document at the end."""
+
+    def __init__(self, as_json: bool, paths: dict[str, Path | None]) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.as_json = as_json
+        self.reports: list[dict[str, object]] = []
+        self._sizes = {name: _log_bytes(path) for name, path in paths.items()}
+        self._progress: Progress | None = None
+        if not as_json and sys.stdout.isatty() and console.is_terminal:
+            self._progress = Progress(
+                TextColumn("verify {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._progress.add_task("", total=sum(self._sizes.values()))
+
+    def __enter__(self) -> _VerifyOutput:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def say(self, line: str) -> None:
+        if self.as_json:
+            return
+        if self._progress is not None:  # above the bar, which stays at the bottom
+            self._progress.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        else:
+            click.echo(line)
+
+    def start(self, name: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=name)
+
+    def report(
+        self, name: str, result: VerifyResult | None, pinned: tuple[int, bytes] | None, gone: str = ""
+    ) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, self._sizes.get(name, 0))
+        topic, _, number = name.rpartition("/")
+        entry: dict[str, object] = {"partition": name, "topic": topic, "index": int(number)}
+        if result is None:
+            entry.update(ok=False, batches=None, bytes=None, segments=None, head_offset=None)
+            entry.update(head_hash=None, next_offset=None, first_bad_offset=None, reason=gone, notes=[])
+        else:
+            has_head = result.ok and result.batches > 0
+            entry.update(
+                ok=result.ok,
+                batches=result.batches,
+                bytes=result.size_bytes,
+                segments=result.segments,
+                head_offset=result.head_offset if has_head else None,
+                head_hash=result.head_hash.hex() if has_head else None,
+                next_offset=result.next_offset if result.ok else None,
+                first_bad_offset=result.first_bad_offset,
+                reason=result.reason,
+                notes=list(result.notes),
+            )
+        entry["pinned_offset"] = pinned[0] if pinned is not None else None
+        self.reports.append(entry)
+
+
+def _log_bytes(path: Path | None) -> int:
+    """Bytes of a partition's segment files: what the progress bar counts."""
+    if path is None:
+        return 0
+    total = 0
+    for segment in path.glob("*.log"):
+        with contextlib.suppress(OSError):
+            total += segment.stat().st_size
+    return total
 
 
 def _usage_error(message: str) -> NoReturn:
@@ -340,6 +566,21 @@ def _load_heads(path: Path) -> dict[str, tuple[int, bytes]]:
     if bad:
         _usage_error(f"heads file {path}: hash of {bad[0]} is not 32 bytes")
     return heads
+
+
+# Each command (group) lives in its own module; they are attached to ``cli`` here.
+from riel.cli import bench, consume, group, produce, replay, topic, user  # noqa: E402
+
+for _command in (
+    topic.topic,
+    produce.produce,
+    consume.consume,
+    replay.replay,
+    group.group,
+    user.user,
+    bench.bench,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:

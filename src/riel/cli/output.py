@@ -33,9 +33,12 @@ class CliError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance too
 
     def show(self, file: IO[Any] | None = None) -> None:
-        err_console.print(f"[bold red]riel: error:[/] {self.message}", markup=True, highlight=False)
+        # soft_wrap: one line per message even in a pipe, so scripts can grep it
+        err_console.print(
+            f"[bold red]riel: error:[/] {self.message}", markup=True, highlight=False, soft_wrap=True
+        )
         if self.hint:
-            err_console.print(f"[yellow]hint:[/] {self.hint}", markup=True, highlight=False)
+            err_console.print(f"[yellow]hint:[/] {self.hint}", markup=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: object) -> None:

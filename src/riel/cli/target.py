@@ -11,7 +11,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
-from riel.cli.output import EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, CliError
+from riel.cli.output import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 PROBE_TIMEOUT_S: Final = 5.0
@@ -81,7 +81,7 @@ def client_config(bootstrap: str, **extra: str | int | float | bool) -> ClientCo
     return {
         "bootstrap.servers": bootstrap,
         "socket.connection.setup.timeout.ms": int(PROBE_TIMEOUT_S * 1000),
-        "log_level": 3,  # errors only: connection refused is reported by us, with a hint
+        "log_level": 2,  # critical only: connection refused (an error, 3) is reported by us, with a hint
         **extra,
     }
 
@@ -109,3 +109,49 @@ def open_data_dir(data_dir: Path) -> Iterator[Any]:
         yield logs
     finally:
         logs.close()
+
+
+_APPEND_ONLY_HINT: Final = (
+    "the topic is append-only (riel.append.only=true): its records can never be deleted, and the "
+    "setting cannot be turned off"
+)
+_UNREACHABLE_ERRORS: Final = frozenset({"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_RESOLVE"})
+
+
+def kafka_error(exc: BaseException, *, bootstrap: str, topic: str | None = None) -> CliError:
+    """A confluent-kafka ``KafkaException`` (or ``KafkaError``) as a ``CliError`` with the broker's
+    message, the hint that fixes it and the matching exit code."""
+    error: Any = exc.args[0] if exc.args else exc
+    name = str(error.name()) if hasattr(error, "name") else type(exc).__name__
+    text = str(error.str()) if hasattr(error, "str") else str(exc)
+    subject = f"topic {topic!r}: " if topic and topic not in text else ""
+    if name == "UNKNOWN_TOPIC_OR_PART" and topic is not None:
+        return unknown_topic(topic, bootstrap)
+    if name in _UNREACHABLE_ERRORS:
+        return unreachable(bootstrap, text)
+    hints = {
+        "TOPIC_ALREADY_EXISTS": "pick another name, or pass --if-not-exists",
+        "TOPIC_DELETION_DISABLED": _APPEND_ONLY_HINT,
+        "POLICY_VIOLATION": _APPEND_ONLY_HINT,
+        "INVALID_CONFIG": "`riel topic describe TOPIC` lists the config names and their current values",
+        "INVALID_PARTITIONS": "partitions can only be added, and a topic needs at least one",
+        "TOPIC_EXCEPTION": "topic names use ASCII letters, digits, '.', '_' and '-' (at most 249)",
+        "INVALID_REPLICATION_FACTOR": "a single riel server keeps one copy: use --replication-factor 1",
+    }
+    return CliError(f"{subject}{text} ({name})", hint=hints.get(name), exit_code=EXIT_FAILED)
+
+
+@contextmanager
+def open_data_dir_with_offsets(data_dir: Path) -> Iterator[tuple[Any, Any]]:
+    """``(LogManager, OffsetsStore)`` of a data directory, both opened under its lock (see
+    ``open_data_dir``): committed consumer-group offsets next to the partitions they point into."""
+    from riel.config import FlushPolicy
+    from riel.storage.offsets_store import OffsetsStore
+
+    with open_data_dir(data_dir) as logs:
+        offsets = OffsetsStore(data_dir, FlushPolicy.parse("os"))
+        offsets.open()
+        try:
+            yield logs, offsets
+        finally:
+            offsets.close()

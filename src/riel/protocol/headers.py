@@ -28,6 +28,10 @@ class Request:
     version_supported: bool = True
     # The peer's address as the server saw it (DescribeGroups reports it per member); "" if unknown.
     client_host: str = ""
+    # The listener the request came in on (its name, e.g. "SASL_PLAINTEXT") and the authenticated
+    # principal ("User:alice"; "User:ANONYMOUS" without SASL). Set by the server, read by handlers.
+    listener: str = ""
+    principal: str = "User:ANONYMOUS"
 
     @property
     def api_key(self) -> int:

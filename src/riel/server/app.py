@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 from riel.broker.context import BrokerContext
 from riel.broker.router import Router
+from riel.broker.sasl.handlers import credential_store
+from riel.broker.sasl.session import SaslSession, store_lookup
 from riel.broker.stats import BrokerStats
 from riel.clock import wall_clock_ms
-from riel.config import BrokerConfig
+from riel.config import BrokerConfig, Listener
 from riel.coordinator.coordinator import GroupCoordinator
 from riel.coordinator.driver import CoordinatorDriver
 from riel.server.connection import KafkaConnection
@@ -49,7 +53,7 @@ class RielServer:
             cleaner_backoff_ms=config.log_cleaner_backoff_ms,
         )
         self.connections: set[KafkaConnection] = set()
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._stopped = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
         self._groups: CoordinatorDriver | None = None
@@ -75,16 +79,16 @@ class RielServer:
         self.ctx = ctx
         router = Router(ctx)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: KafkaConnection(router, self.config.max_request_bytes, self.connections),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-        )
+        bound: list[Listener] = []
+        for listener in self.config.effective_listeners():
+            server = await self._listen(router, listener)
+            self._servers.append(server)
+            port = server.sockets[0].getsockname()[1] if server.sockets else listener.port
+            bound.append(dataclasses.replace(listener, port=port))
+        if not self.config.listeners and self.config.port == 0:
+            self.config.port = bound[0].port
+        self.config.listeners = bound  # with the ports actually bound (port 0: any free port)
         self._housekeeping = loop.create_task(self._tick_storage())
-        sockets = self._server.sockets
-        if sockets and self.config.port == 0:
-            self.config.port = sockets[0].getsockname()[1]
         if self._http_app is not None and self.config.http_enabled:
             self.http = HttpServer(self._http_app(self), self.config.http_host, self.config.http_port)
             await self.http.start()
@@ -95,12 +99,24 @@ class RielServer:
                 self.http.port,
             )
         log.info(
-            "riel %s listening on %s:%d, data in %s, flush policy %s",
+            "riel %s listening on %s, data in %s, flush policy %s",
             _version(),
-            self.config.host,
-            self.config.port,
+            ", ".join(f"{lis.name}://{lis.host}:{lis.port}" for lis in bound),
             self.config.data_dir,
             self.config.flush.name,
+        )
+
+    async def _listen(self, router: Router, listener: Listener) -> asyncio.Server:
+        tls = _tls_context(self.config) if listener.tls else None
+        ctx = router.ctx
+        max_bytes = self.config.max_request_bytes
+
+        def connection() -> KafkaConnection:
+            sasl = SaslSession(store_lookup(credential_store(ctx))) if listener.sasl else None
+            return KafkaConnection(router, max_bytes, self.connections, listener.name, sasl)
+
+        return await asyncio.get_running_loop().create_server(
+            connection, listener.host, listener.port, reuse_address=True, ssl=tls
         )
 
     async def _tick_storage(self) -> None:
@@ -131,17 +147,33 @@ class RielServer:
             await self.http.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
+        for server in self._servers:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                await asyncio.wait_for(server.wait_closed(), 5)
         if self._groups is not None:
             await self._groups.stop()
         self.log_manager.close()
         log.info("riel stopped cleanly")
+
+
+def _tls_context(config: BrokerConfig) -> ssl.SSLContext:
+    """The server side of SSL / SASL_SSL listeners (TLS 1.2+), from the configured PEM files."""
+    if config.ssl_certfile is None:
+        raise ValueError("an SSL or SASL_SSL listener needs --ssl-certfile (and --ssl-keyfile)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+    if config.ssl_cafile is not None:
+        context.load_verify_locations(config.ssl_cafile)
+    if config.ssl_client_auth == "required":
+        context.verify_mode = ssl.CERT_REQUIRED
+    elif config.ssl_client_auth == "requested":
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
 
 
 def _version() -> str:

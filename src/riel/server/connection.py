@@ -14,6 +14,7 @@ import logging
 from typing import Final
 
 from riel.broker.router import Router
+from riel.broker.sasl.session import SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY, SaslSession
 from riel.errors import ProtocolError
 from riel.protocol.frames import FrameDecoder
 from riel.protocol.headers import Request, decode_request, encode_response
@@ -28,12 +29,26 @@ MAX_QUEUED_FRAMES: Final = 32
 MAX_QUEUED_BYTES: Final = 32 * 1024 * 1024
 MAX_PIPELINED_REQUESTS: Final = 8
 PRODUCE_API_KEY: Final = 0
+# Largest frame accepted before SASL authentication (Kafka's sasl.server.max.receive.size).
+SASL_MAX_RECEIVE_SIZE: Final = 512 * 1024
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, router: Router, max_frame_size: int, connections: set[KafkaConnection]) -> None:
+    def __init__(
+        self,
+        router: Router,
+        max_frame_size: int,
+        connections: set[KafkaConnection],
+        listener: str = "PLAINTEXT",
+        sasl: SaslSession | None = None,
+    ) -> None:
         self._router = router
-        self._decoder = FrameDecoder(max_frame_size)
+        self._max_frame_size = max_frame_size
+        self._decoder = FrameDecoder(max_frame_size if sasl is None else SASL_MAX_RECEIVE_SIZE)
+        # On a SASL listener: the exchange that must succeed before any other API is served.
+        self._sasl = sasl
+        self.listener = listener
+        self.principal = "User:ANONYMOUS"
         self._connections = connections
         self._frames: collections.deque[memoryview] = collections.deque()
         self._frame_ready = asyncio.Event()
@@ -59,6 +74,7 @@ class KafkaConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""  # Kafka reports member hosts as "/1.2.3.4"
         self._connections.add(self)
+        self._router.ctx.stats.connections_opened += 1
         self._worker = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -81,7 +97,9 @@ class KafkaConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._connections.discard(self)
+        if self in self._connections:
+            self._connections.discard(self)
+            self._router.ctx.stats.connections_closed += 1
         self._can_write.set()
         if self._worker is not None:
             self._worker.cancel()
@@ -109,12 +127,17 @@ class KafkaConnection(asyncio.Protocol):
                 if self._reading_paused and relieved and self._transport:
                     self._transport.resume_reading()
                     self._reading_paused = False
+                if self._sasl is not None and not self._sasl.authenticated:
+                    await self._before_authentication(frame)
+                    continue
                 try:
                     request = decode_request(frame)
                 except ProtocolError as exc:
                     self._abort(str(exc))
                     return
                 request.client_host = self.client_host
+                request.listener = self.listener
+                request.principal = self.principal
                 # Tasks start in creation order, so requests take effect in the order they arrived.
                 task = asyncio.get_running_loop().create_task(self._respond(request))
                 await self._outbox.put(task)
@@ -132,6 +155,51 @@ class KafkaConnection(asyncio.Protocol):
             sender.cancel()
             while not self._outbox.empty():
                 self._outbox.get_nowait().cancel()
+
+    async def _before_authentication(self, frame: memoryview) -> None:
+        """One frame on a SASL listener before authentication: ApiVersions, SaslHandshake,
+        SaslAuthenticate, or (after SaslHandshake v0) a bare SASL token. Anything else, or a failed
+        authentication, ends the connection: after the failure response has been sent, when there is one."""
+        sasl = self._sasl
+        assert sasl is not None
+        if sasl.failed:
+            return  # the connection is closing; ignore what the client sent meanwhile
+        if sasl.raw_tokens:
+            reply = await sasl.raw_token(bytes(frame))
+            if reply is None:
+                self._abort(f"SASL authentication failed: {sasl.failure}")
+                return
+            await self._answer_now([len(reply).to_bytes(4, "big") + reply], sasl)
+            return
+        try:
+            request = decode_request(frame)
+        except ProtocolError as exc:
+            self._abort(str(exc))
+            return
+        request.client_host = self.client_host
+        request.listener = self.listener
+        if request.api_key == SASL_HANDSHAKE_KEY:
+            body = sasl.handshake(request.api_version, request.body["mechanism"])
+        elif request.api_key == SASL_AUTHENTICATE_KEY:
+            body = await sasl.authenticate(bytes(request.body["auth_bytes"]))
+        elif sasl.admits(request.api_key):
+            task = asyncio.get_running_loop().create_task(self._respond(request))
+            await self._outbox.put(task)
+            await asyncio.wait([task])
+            return
+        else:
+            self._abort(sasl.refusal(request.api.name))  # Kafka closes the connection too
+            return
+        await self._answer_now(encode_response(request, body), sasl)
+
+    async def _answer_now(self, chunks: list[bytes | bytearray | ExternalBytes], sasl: SaslSession) -> None:
+        if sasl.authenticated:  # before the client can see the answer and send more
+            self.principal = sasl.principal or self.principal
+            self._decoder.max_frame_size = self._max_frame_size
+        await self._outbox.put(_done(chunks))
+        if sasl.failed:
+            log.warning("closing connection from %s: SASL authentication failed: %s", self.peer, sasl.failure)
+            await self._outbox.put(_done(CLOSE_AFTER_SENDING))
 
     async def _respond(self, request: Request) -> list[bytes | bytearray | ExternalBytes] | None:
         try:
@@ -152,6 +220,9 @@ class KafkaConnection(asyncio.Protocol):
                 chunks = await task
                 if chunks is None:
                     continue
+                if chunks is CLOSE_AFTER_SENDING:
+                    self.close()  # after what is queued before it has been written
+                    return
                 try:
                     await self._send(chunks)
                 finally:
@@ -209,3 +280,16 @@ class KafkaConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None and not self._closed:
             self._transport.close()
+
+
+# Queued in place of a response: the connection closes once everything before it was sent.
+CLOSE_AFTER_SENDING: Final[list[bytes | bytearray | ExternalBytes]] = []
+
+
+def _done(
+    chunks: list[bytes | bytearray | ExternalBytes],
+) -> asyncio.Task[list[bytes | bytearray | ExternalBytes] | None]:
+    async def ready() -> list[bytes | bytearray | ExternalBytes] | None:
+        return chunks
+
+    return asyncio.get_running_loop().create_task(ready())

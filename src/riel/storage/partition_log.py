@@ -99,6 +99,7 @@ class AppendResult:
     last_offset: int
     log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
     log_start_offset: int
+    duplicate: bool = False  # an idempotent producer's retry: acknowledged again, nothing written
 
 
 class PendingFlush:
@@ -481,7 +482,7 @@ class PartitionLog:
             check_record_policies(batches, headers, config, now_ms)
         duplicate = self._producers.check(headers)
         if duplicate is not None:
-            return AppendResult(duplicate.base_offset, duplicate.last_offset, -1, self._log_start)
+            return AppendResult(duplicate.base_offset, duplicate.last_offset, -1, self._log_start, True)
         segment = self._active_segment
         base_offset = offset = segment.next_offset
         log_append_time = config.log_append_time
@@ -648,6 +649,15 @@ class PartitionLog:
         The caller owns the returned ``FileSlice`` and must ``close()`` it after sending.
         Raises ``KafkaApiError(OFFSET_OUT_OF_RANGE)`` outside [log start, log end].
         """
+        found = self.read_with_next_offset(offset, max_bytes, min_one=min_one)
+        return None if found is None else found[0]
+
+    def read_with_next_offset(
+        self, offset: int, max_bytes: int, *, min_one: bool = True
+    ) -> tuple[FileSlice, int] | None:
+        """``read``, plus the offset that follows the returned batches (their last offset + 1, or the
+        next batch's base offset across a compaction gap): Fetch counts the messages it serves from it
+        without reading the records (at most one small pread more than ``read`` needs)."""
         end = self._active_segment.next_offset
         visible = self.high_watermark
         if visible <= offset <= end and offset >= self._log_start:
@@ -676,9 +686,12 @@ class PartitionLog:
                 return None  # never serve bytes that are not yet fsync'ed
             limit = min(limit, self._durable_size)
         if first_size > max_bytes:
-            return FileSlice(segment.fd, position, first_size) if min_one else None
-        stop = segment.end_of_whole_batches(position, limit)
-        return FileSlice(segment.fd, position, stop - position)
+            if not min_one:
+                return None
+            stop, next_offset = segment.end_of_whole_batches(position, position + first_size)
+            return FileSlice(segment.fd, position, stop - position), next_offset
+        stop, next_offset = segment.end_of_whole_batches(position, limit)
+        return FileSlice(segment.fd, position, stop - position), next_offset
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms``, or None.

@@ -1,6 +1,7 @@
 """Every API Riel speaks, by key. Each module describes one API with ``riel.protocol.schema``."""
 
 from riel.protocol.apis.alter_configs import ALTER_CONFIGS
+from riel.protocol.apis.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
 from riel.protocol.apis.api_versions import API_VERSIONS
 from riel.protocol.apis.create_partitions import CREATE_PARTITIONS
 from riel.protocol.apis.create_topics import CREATE_TOPICS
@@ -9,6 +10,7 @@ from riel.protocol.apis.delete_records import DELETE_RECORDS
 from riel.protocol.apis.delete_topics import DELETE_TOPICS
 from riel.protocol.apis.describe_configs import DESCRIBE_CONFIGS
 from riel.protocol.apis.describe_groups import DESCRIBE_GROUPS
+from riel.protocol.apis.describe_user_scram_credentials import DESCRIBE_USER_SCRAM_CREDENTIALS
 from riel.protocol.apis.fetch import FETCH
 from riel.protocol.apis.find_coordinator import FIND_COORDINATOR
 from riel.protocol.apis.heartbeat import HEARTBEAT
@@ -23,6 +25,8 @@ from riel.protocol.apis.offset_commit import OFFSET_COMMIT
 from riel.protocol.apis.offset_delete import OFFSET_DELETE
 from riel.protocol.apis.offset_fetch import OFFSET_FETCH
 from riel.protocol.apis.produce import PRODUCE
+from riel.protocol.apis.sasl_authenticate import SASL_AUTHENTICATE
+from riel.protocol.apis.sasl_handshake import SASL_HANDSHAKE
 from riel.protocol.apis.sync_group import SYNC_GROUP
 from riel.protocol.schema import ApiSchema
 
@@ -40,6 +44,7 @@ ALL: tuple[ApiSchema, ...] = (
     SYNC_GROUP,
     DESCRIBE_GROUPS,
     LIST_GROUPS,
+    SASL_HANDSHAKE,
     API_VERSIONS,
     CREATE_TOPICS,
     DELETE_TOPICS,
@@ -47,10 +52,13 @@ ALL: tuple[ApiSchema, ...] = (
     INIT_PRODUCER_ID,
     DESCRIBE_CONFIGS,
     ALTER_CONFIGS,
+    SASL_AUTHENTICATE,
     CREATE_PARTITIONS,
     DELETE_GROUPS,
     INCREMENTAL_ALTER_CONFIGS,
     OFFSET_DELETE,
+    DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ALTER_USER_SCRAM_CREDENTIALS,
 )
 
 APIS: dict[int, ApiSchema] = {api.key: api for api in ALL}
@@ -58,6 +66,7 @@ APIS: dict[int, ApiSchema] = {api.key: api for api in ALL}
 __all__ = [
     "ALL",
     "ALTER_CONFIGS",
+    "ALTER_USER_SCRAM_CREDENTIALS",
     "APIS",
     "API_VERSIONS",
     "CREATE_PARTITIONS",
@@ -67,6 +76,7 @@ __all__ = [
     "DELETE_TOPICS",
     "DESCRIBE_CONFIGS",
     "DESCRIBE_GROUPS",
+    "DESCRIBE_USER_SCRAM_CREDENTIALS",
     "FETCH",
     "FIND_COORDINATOR",
     "HEARTBEAT",
@@ -81,5 +91,7 @@ __all__ = [
     "OFFSET_DELETE",
     "OFFSET_FETCH",
     "PRODUCE",
+    "SASL_AUTHENTICATE",
+    "SASL_HANDSHAKE",
     "SYNC_GROUP",
 ]
