@@ -87,6 +87,55 @@ class GroupConfig:
         return self.offsets_retention_minutes * 60_000
 
 
+@dataclass(frozen=True)
+class ClientQuota:
+    """Byte-rate quotas of one client id (Kafka's ``producer_byte_rate`` / ``consumer_byte_rate``, bytes
+    per second); None: no limit."""
+
+    producer_byte_rate: int | None = None
+    consumer_byte_rate: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> tuple[str, ClientQuota]:
+        """``CLIENT_ID:producer=N,consumer=M`` (either part may be left out) -> (client id, quota)."""
+        client_id, sep, rates = spec.rpartition(":")
+        values: dict[str, int] = {}
+        for item in rates.split(",") if sep else []:
+            key, eq, number = item.strip().partition("=")
+            if key not in ("producer", "consumer") or not eq or not number.isdigit() or int(number) <= 0:
+                break
+            values[key] = int(number)
+        else:
+            if values:
+                return client_id, cls(values.get("producer"), values.get("consumer"))
+        raise ValueError(f"bad quota {spec!r}: expected CLIENT_ID:producer=N,consumer=M (bytes per second)")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one connection or client may take (``None``: unlimited)."""
+
+    max_connections: int | None = None  # max.connections
+    max_connections_per_ip: int | None = None  # max.connections.per.ip
+    connections_max_idle_ms: int = 600_000  # connections.max.idle.ms
+    # Riel's own: a frame whose first bytes arrived must be complete within this (slow-loris).
+    frame_deadline_ms: int = 30_000
+    default_quota: ClientQuota = field(default_factory=ClientQuota)
+    client_quotas: dict[str, ClientQuota] = field(default_factory=dict)
+    quota_window_num: int = 11  # quota.window.num
+    quota_window_size_ms: int = 1_000  # quota.window.size.seconds, in ms
+
+    def quota_of(self, client_id: str | None) -> ClientQuota:
+        """A client id's own quota, each rate falling back to the default."""
+        own = self.client_quotas.get(client_id or "")
+        if own is None:
+            return self.default_quota
+        return ClientQuota(
+            own.producer_byte_rate or self.default_quota.producer_byte_rate,
+            own.consumer_byte_rate or self.default_quota.consumer_byte_rate,
+        )
+
+
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
@@ -170,6 +219,11 @@ class BrokerConfig:
     ssl_keyfile: Path | None = None
     ssl_cafile: Path | None = None
     ssl_client_auth: str = "none"
+    # ACLs (riel acl): off, every request is allowed; on, a request needs a matching ALLOW ACL and no
+    # DENY. Super users ("User:admin") bypass the ACLs.
+    authorizer_enabled: bool = False
+    super_users: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=lambda: Limits())
 
     def effective_listeners(self) -> list[Listener]:
         if self.listeners:

@@ -183,11 +183,18 @@ def _old_structs() -> dict[tuple[int, int, str], Any]:
 OLD_STRUCTS = _old_structs()
 
 
+# kafka-python 3.0.12's hand-written v2 ACL structs reuse the classic v1 schema although v2 is flexible
+# (its client never sends them); kio covers these versions.
+OLD_STRUCTS_WRONG: frozenset[tuple[str, int]] = frozenset(
+    {("DescribeAcls", 2), ("CreateAcls", 2), ("DeleteAcls", 2)}
+)
+
+
 def old_cases() -> Iterator[Any]:
     for api in ALL:
         for version in versions(api):
             for kind in ("request", "response"):
-                if (api.key, version, kind) in OLD_STRUCTS:
+                if (api.key, version, kind) in OLD_STRUCTS and (api.name, version) not in OLD_STRUCTS_WRONG:
                     yield pytest.param(api, version, kind, id=f"{api.name}-v{version}-{kind}")
 
 

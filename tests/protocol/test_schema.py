@@ -161,7 +161,7 @@ def test_advertised_ranges() -> None:
         "ListGroups": (0, 4), "ApiVersions": (0, 3), "CreateTopics": (2, 5), "DeleteTopics": (1, 4),
         "DeleteRecords": (0, 2), "InitProducerId": (0, 4), "DescribeConfigs": (1, 4), "AlterConfigs": (0, 2),
         "CreatePartitions": (0, 2), "DeleteGroups": (0, 2), "IncrementalAlterConfigs": (0, 1),
-        "OffsetDelete": (0, 0),
+        "OffsetDelete": (0, 0), "DescribeAcls": (1, 3), "CreateAcls": (1, 3), "DeleteAcls": (1, 3),
         "SaslHandshake": (0, 1), "SaslAuthenticate": (0, 2), "DescribeUserScramCredentials": (0, 0),
         "AlterUserScramCredentials": (0, 0),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from riel.broker.access import cluster_allowed, topic_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.broker.topic_configs import CONFIG_TYPES
 from riel.errors import ErrorCode, KafkaApiError, StorageError
@@ -43,6 +45,11 @@ async def handle_describe_configs(ctx: BrokerContext, request: Request) -> Messa
             "configs": [],
         }
         results.append(entry)
+        try:
+            _authorize(ctx, request, res, Operation.DESCRIBE_CONFIGS)
+        except KafkaApiError as exc:
+            entry.update(error_code=exc.code, error_message=exc.message)
+            continue
         keys: list[str] | None = res["configuration_keys"]
         if res["resource_type"] == TOPIC:
             info = ctx.log.topics().get(res["resource_name"])
@@ -100,6 +107,14 @@ def _resource_response(res: Message, exc: KafkaApiError | StorageError | None) -
     }
 
 
+def _authorize(ctx: BrokerContext, request: Request, res: Message, operation: Operation) -> None:
+    """TOPIC_/CLUSTER_AUTHORIZATION_FAILED unless the principal may do ``operation`` on ``res``."""
+    if res["resource_type"] == TOPIC and not topic_allowed(ctx, request, operation, res["resource_name"]):
+        raise KafkaApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed")
+    if res["resource_type"] == BROKER and not cluster_allowed(ctx, request, operation):
+        raise KafkaApiError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed")
+
+
 def _check_topic(ctx: BrokerContext, res: Message) -> dict[str, str]:
     if res["resource_type"] != TOPIC:
         raise KafkaApiError(
@@ -120,6 +135,7 @@ async def handle_alter_configs(ctx: BrokerContext, request: Request) -> Message:
     responses: list[Message] = []
     for res in body["resources"]:
         try:
+            _authorize(ctx, request, res, Operation.ALTER_CONFIGS)
             _check_topic(ctx, res)
             configs = validate_topic_configs({c["name"]: c["value"] for c in res["configs"]})
             if not body["validate_only"]:
@@ -136,6 +152,7 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, request: Request)
     responses: list[Message] = []
     for res in body["resources"]:
         try:
+            _authorize(ctx, request, res, Operation.ALTER_CONFIGS)
             current = _check_topic(ctx, res)
             for change in res["configs"]:
                 _apply(current, change)

@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from riel.broker.access import AccessControl
 from riel.broker.durability import GroupCommit
+from riel.broker.quotas import ClientQuotas
 from riel.broker.stats import BrokerStats
 from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
@@ -27,6 +29,8 @@ class BrokerContext:
     group_commit: GroupCommit = field(default_factory=GroupCommit)
     stats: BrokerStats = field(default_factory=BrokerStats)
     credentials: CredentialStore | None = None  # SASL users; opened on first use
+    access: AccessControl | None = None  # ACLs and the authorizer; opened on first use
+    quotas: ClientQuotas | None = None  # client byte-rate quotas; None: none configured
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from riel.broker.access import topic_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode, KafkaApiError
 from riel.protocol.headers import Request
@@ -30,20 +32,28 @@ async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
             "session_id": 0,
             "responses": [],
         }
+    if ctx.quotas is not None and (cap := ctx.quotas.max_fetch_bytes(request.client_id)) is not None:
+        body["max_bytes"] = min(body["max_bytes"], cap) if body["max_bytes"] > 0 else cap
+    denied = {
+        t["topic"] for t in body["topics"] if not topic_allowed(ctx, request, Operation.READ, t["topic"])
+    }
     while True:
-        responses, total_bytes, errored, served = _read_all(ctx, body)
+        responses, total_bytes, errored, served = _read_all(ctx, body, denied)
         remaining = deadline - time.monotonic()
         if total_bytes >= body["min_bytes"] or errored or remaining <= 0:
             record_fetched = ctx.stats.record_fetched
             for name, size, messages in served:  # only what is answered, not reads thrown away
                 record_fetched(name, size, messages)
-            return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": responses}
+            throttle_ms = 0
+            if ctx.quotas is not None:  # > 0: the server also stops reading this connection that long
+                throttle_ms = ctx.quotas.record_fetch(request.client_id, total_bytes, ctx.clock_ms())
+            return {"throttle_time_ms": throttle_ms, "error_code": 0, "session_id": 0, "responses": responses}
         _release(responses)
         await ctx.wait_for_append(remaining)
 
 
 def _read_all(
-    ctx: BrokerContext, body: Message
+    ctx: BrokerContext, body: Message, denied: set[str] | None = None
 ) -> tuple[list[Message], int, bool, list[tuple[str, int, int]]]:
     """The responses, their total bytes, whether a partition errored, and per partition served
     (topic, bytes, messages) for the traffic counters (messages: the offsets the slice covers from the
@@ -73,6 +83,10 @@ def _read_all(
                 "records": b"",
             }
             partitions.append(entry)
+            if denied and name in denied:
+                entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                errored = True
+                continue
             plog = ctx.log.partition(name, part["partition"])
             if plog is None:
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

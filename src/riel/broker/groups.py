@@ -4,6 +4,8 @@ response; the rules live in ``riel.coordinator``."""
 
 from __future__ import annotations
 
+from riel.broker.access import cluster_allowed, group_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.coordinator.group import JoinRequest
 from riel.coordinator.state_machine import GroupState, parse_state
@@ -20,10 +22,14 @@ ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 
 
 def _coordinator_for(
-    ctx: BrokerContext, key_type: int, listener: str = ""
+    ctx: BrokerContext, request: Request, key_type: int, key: str
 ) -> tuple[ErrorCode, str | None, int, str, int]:
-    """(error, message, node id, host, port) for one FindCoordinator key, as seen from ``listener``."""
+    """(error, message, node id, host, port) for one FindCoordinator key, as seen from the request's
+    listener."""
     if key_type == COORDINATOR_TYPE_GROUP:
+        if not group_allowed(ctx, request, Operation.DESCRIBE, key):
+            return ErrorCode.GROUP_AUTHORIZATION_FAILED, "Group authorization failed", -1, "", -1
+        listener = request.listener
         host, port = ctx.advertised_address(listener)
         return ErrorCode.NONE, None, ctx.config.node_id, host, port
     if key_type == COORDINATOR_TYPE_TRANSACTION:
@@ -43,7 +49,7 @@ async def handle_find_coordinator(ctx: BrokerContext, request: Request) -> Messa
     if request.api_version >= 4:
         coordinators = []
         for key in body["coordinator_keys"]:
-            error, message, node, host, port = _coordinator_for(ctx, body["key_type"], request.listener)
+            error, message, node, host, port = _coordinator_for(ctx, request, body["key_type"], key)
             coordinators.append(
                 {
                     "key": key,
@@ -55,7 +61,7 @@ async def handle_find_coordinator(ctx: BrokerContext, request: Request) -> Messa
                 }
             )
         return {"throttle_time_ms": 0, "coordinators": coordinators}
-    error, message, node, host, port = _coordinator_for(ctx, body["key_type"], request.listener)
+    error, message, node, host, port = _coordinator_for(ctx, request, body["key_type"], body["key"])
     return {
         "throttle_time_ms": 0,
         "error_code": error,
@@ -82,6 +88,17 @@ async def handle_join_group(ctx: BrokerContext, request: Request) -> Message:
         client_host=request.client_host,
         require_known_member_id=version >= 4,
     )
+    if not group_allowed(ctx, request, Operation.READ, body["group_id"]):
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+            "generation_id": -1,
+            "protocol_type": None,
+            "protocol_name": None if version >= 7 else "",
+            "leader": "",
+            "member_id": body["member_id"],
+            "members": [],
+        }
     result = await ctx.groups.join(body["group_id"], req)
     return {
         "throttle_time_ms": 0,
@@ -101,6 +118,8 @@ async def handle_join_group(ctx: BrokerContext, request: Request) -> Message:
 
 async def handle_sync_group(ctx: BrokerContext, request: Request) -> Message:
     body = request.body
+    if not group_allowed(ctx, request, Operation.READ, body["group_id"]):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "assignment": b""}
     assignments = {a["member_id"]: bytes(a["assignment"]) for a in body["assignments"]}
     result = await ctx.groups.sync(
         body["group_id"],
@@ -122,6 +141,8 @@ async def handle_sync_group(ctx: BrokerContext, request: Request) -> Message:
 
 async def handle_heartbeat(ctx: BrokerContext, request: Request) -> Message:
     body = request.body
+    if not group_allowed(ctx, request, Operation.READ, body["group_id"]):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
     error = ctx.groups.heartbeat(
         body["group_id"], body["member_id"], body["group_instance_id"], body["generation_id"]
     )
@@ -134,6 +155,8 @@ async def handle_leave_group(ctx: BrokerContext, request: Request) -> Message:
         leaving = [(m["member_id"], m["group_instance_id"]) for m in body["members"]]
     else:
         leaving = [(body["member_id"], None)]
+    if not group_allowed(ctx, request, Operation.READ, body["group_id"]):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "members": []}
     error, member_errors = ctx.groups.leave(body["group_id"], leaving)
     if request.api_version < 3 and error is ErrorCode.NONE and member_errors:
         error = member_errors[0]  # v0-2 carry the one member's error at the top level
@@ -153,9 +176,12 @@ async def handle_list_groups(ctx: BrokerContext, request: Request) -> Message:
     if wanted:
         # Unknown state names match nothing (Kafka does the same), so they are dropped, not refused.
         states = [s for name in wanted if (s := parse_state(name)) is not None]
+    # DESCRIBE on the cluster shows every group; otherwise only the groups one may describe.
+    see_all = cluster_allowed(ctx, request, Operation.DESCRIBE)
     groups = [
         {"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value}
         for g in ctx.groups.list_groups(states)
+        if see_all or group_allowed(ctx, request, Operation.DESCRIBE, g.group_id)
     ]
     return {"throttle_time_ms": 0, "error_code": 0, "groups": groups}
 
@@ -180,6 +206,25 @@ async def handle_describe_groups(ctx: BrokerContext, request: Request) -> Messag
                 }
             )
             continue
+        if not group_allowed(ctx, request, Operation.DESCRIBE, group_id):
+            groups.append(
+                {
+                    "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                    "group_id": group_id,
+                    "group_state": "",
+                    "protocol_type": "",
+                    "protocol_data": "",
+                    "members": [],
+                    "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+                }
+            )
+            continue
+        if body["include_authorized_operations"] and ctx.config.authorizer_enabled:
+            operations = sum(
+                1 << op
+                for op in (Operation.READ, Operation.DELETE, Operation.DESCRIBE)
+                if group_allowed(ctx, request, op, group_id)
+            )
         described = ctx.groups.describe_group(group_id)
         if described is None:
             # Kafka (DescribeGroups v0-5) describes an unknown group as Dead, without an error.
@@ -221,7 +266,9 @@ async def handle_describe_groups(ctx: BrokerContext, request: Request) -> Messag
 
 async def handle_delete_groups(ctx: BrokerContext, request: Request) -> Message:
     names = request.body["groups_names"]
-    errors = ctx.groups.delete_groups(names)
+    may_delete = [group_allowed(ctx, request, Operation.DELETE, n) for n in names]
+    deleted = iter(ctx.groups.delete_groups([n for n, ok in zip(names, may_delete, strict=True) if ok]))
+    errors = [next(deleted) if ok else ErrorCode.GROUP_AUTHORIZATION_FAILED for ok in may_delete]
     return {
         "throttle_time_ms": 0,
         "results": [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from riel.broker.access import cluster_allowed, topic_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode, KafkaApiError
 from riel.protocol.headers import Request
@@ -51,10 +53,15 @@ async def handle_metadata(ctx: BrokerContext, request: Request) -> Message:
     allow_create = ctx.config.auto_create_topics and (version < 4 or body["allow_auto_topic_creation"])
     topics: list[Message] = []
     if all_topics:
-        topics = [topic_entry(ctx, t) for t in ctx.log.topics().values()]
+        # every topic the principal may describe; the others are not mentioned at all
+        topics = [
+            topic_entry(ctx, t)
+            for t in ctx.log.topics().values()
+            if topic_allowed(ctx, request, Operation.DESCRIBE, t.name)
+        ]
     else:
         for wanted in requested:
-            topics.append(_lookup_topic(ctx, wanted, allow_create))
+            topics.append(_lookup_topic(ctx, request, wanted, allow_create))
     advertised = ctx.advertised_address(request.listener)  # the listener this client came in on
     return {
         "throttle_time_ms": 0,
@@ -73,7 +80,7 @@ async def handle_metadata(ctx: BrokerContext, request: Request) -> Message:
     }
 
 
-def _lookup_topic(ctx: BrokerContext, wanted: Message, allow_create: bool) -> Message:
+def _lookup_topic(ctx: BrokerContext, request: Request, wanted: Message, allow_create: bool) -> Message:
     name: str | None = wanted.get("name")
     topic_id: uuid.UUID | None = wanted.get("topic_id")
     if not name and topic_id is not None and topic_id.int != 0:
@@ -86,10 +93,19 @@ def _lookup_topic(ctx: BrokerContext, wanted: Message, allow_create: bool) -> Me
                 "partitions": [],
                 "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
             }
+        if not topic_allowed(ctx, request, Operation.DESCRIBE, by_id.name):
+            return {**_topic_error(None, ErrorCode.TOPIC_AUTHORIZATION_FAILED), "topic_id": topic_id}
         return topic_entry(ctx, by_id)
     name = name or ""
+    if not topic_allowed(ctx, request, Operation.DESCRIBE, name):
+        return _topic_error(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     topic = ctx.log.topics().get(name)
     if topic is None and allow_create:
+        if not (
+            cluster_allowed(ctx, request, Operation.CREATE)
+            or topic_allowed(ctx, request, Operation.CREATE, name)
+        ):
+            return _topic_error(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         try:
             topic = ctx.log.create_topic(name, ctx.config.num_partitions, {})
         except KafkaApiError as exc:
@@ -99,7 +115,7 @@ def _lookup_topic(ctx: BrokerContext, wanted: Message, allow_create: bool) -> Me
     return topic_entry(ctx, topic)
 
 
-def _topic_error(name: str, code: ErrorCode) -> Message:
+def _topic_error(name: str | None, code: ErrorCode) -> Message:
     return {
         "error_code": code,
         "name": name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from riel.broker.access import topic_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
@@ -16,6 +18,7 @@ async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Message:
     topics: list[Message] = []
     for topic in request.body["topics"]:
         partitions: list[Message] = []
+        may_describe = topic_allowed(ctx, request, Operation.DESCRIBE, topic["name"])
         for part in topic["partitions"]:
             entry: Message = {
                 "partition_index": part["partition_index"],
@@ -25,6 +28,9 @@ async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Message:
                 "leader_epoch": -1,
             }
             partitions.append(entry)
+            if not may_describe:
+                entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             plog = ctx.log.partition(topic["name"], part["partition_index"])
             if plog is None:
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -49,6 +55,7 @@ async def handle_delete_records(ctx: BrokerContext, request: Request) -> Message
     topics: list[Message] = []
     for topic in request.body["topics"]:
         partitions: list[Message] = []
+        may_delete = topic_allowed(ctx, request, Operation.DELETE, topic["name"])
         for part in topic["partitions"]:
             entry: Message = {
                 "partition_index": part["partition_index"],
@@ -56,6 +63,9 @@ async def handle_delete_records(ctx: BrokerContext, request: Request) -> Message
                 "error_code": 0,
             }
             partitions.append(entry)
+            if not may_delete:
+                entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             plog = ctx.log.partition(topic["name"], part["partition_index"])
             if plog is None:
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

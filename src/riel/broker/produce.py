@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from riel.broker.access import topic_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
@@ -26,6 +28,7 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
     for topic in body["topic_data"]:
         name = topic["name"]
         partitions: list[Message] = []
+        may_write = topic_allowed(ctx, request, Operation.WRITE, name)
         for part in topic["partition_data"]:
             entry: Message = {
                 "index": part["index"],
@@ -40,6 +43,10 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
             if body["transactional_id"] is not None:
                 entry["error_code"] = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
                 entry["error_message"] = "transactions are not supported by this Riel version yet"
+                partitions.append(entry)
+                continue
+            if not may_write:
+                entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
                 partitions.append(entry)
                 continue
             plog = ctx.log.partition(name, part["index"])
@@ -80,9 +87,19 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
         await asyncio.gather(*(_acknowledge_when_durable(ctx, *item) for item in to_sync))
     if appended:
         ctx.notify_appended()
+    throttle_ms = 0
+    if ctx.quotas is not None:  # the bytes count whether or not they were appended, as in Kafka
+        produced = sum(
+            part["records"].nbytes
+            for t in body["topic_data"]
+            for part in t["partition_data"]
+            if part["records"] is not None
+        )
+        throttle_ms = ctx.quotas.record_produce(request.client_id, produced, now_ms)
     if acks == 0:
         return None  # acks=0: the client expects no response at all.
-    return {"responses": responses, "throttle_time_ms": 0}
+    # A throttle time > 0 also makes the server stop reading from this connection that long (KIP-219).
+    return {"responses": responses, "throttle_time_ms": throttle_ms}
 
 
 async def _acknowledge_when_durable(

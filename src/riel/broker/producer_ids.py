@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from riel.broker.access import any_topic_allowed, cluster_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.errors import ErrorCode
 from riel.protocol.headers import Request
@@ -15,6 +17,16 @@ async def handle_init_producer_id(ctx: BrokerContext, request: Request) -> Messa
         return {
             "throttle_time_ms": 0,
             "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+    if not (
+        cluster_allowed(ctx, request, Operation.IDEMPOTENT_WRITE)
+        or any_topic_allowed(ctx, request, Operation.WRITE)
+    ):
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
             "producer_id": -1,
             "producer_epoch": -1,
         }

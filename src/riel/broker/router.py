@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from riel.broker import (
+    acls_admin,
     configs_admin,
     fetch,
     group_offsets,
@@ -58,6 +59,9 @@ HANDLERS: dict[int, Handler] = {
     20: topics_admin.handle_delete_topics,
     21: offsets.handle_delete_records,
     22: producer_ids.handle_init_producer_id,
+    29: acls_admin.handle_describe_acls,
+    30: acls_admin.handle_create_acls,
+    31: acls_admin.handle_delete_acls,
     32: configs_admin.handle_describe_configs,
     33: configs_admin.handle_alter_configs,
     37: topics_admin.handle_create_partitions,

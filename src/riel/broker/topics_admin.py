@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from riel.broker.access import cluster_allowed, topic_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.broker.topic_configs import CONFIG_TYPES
 from riel.clock import wall_clock_ms
@@ -19,6 +21,7 @@ _CONFIG_SOURCE_DEFAULT = 5
 async def handle_create_topics(ctx: BrokerContext, request: Request) -> Message:
     body = request.body
     results: list[Message] = []
+    may_create_any = cluster_allowed(ctx, request, Operation.CREATE)
     for topic in body["topics"]:
         name = topic["name"]
         result: Message = {
@@ -31,6 +34,11 @@ async def handle_create_topics(ctx: BrokerContext, request: Request) -> Message:
             "configs": None,
         }
         results.append(result)
+        if not (may_create_any or topic_allowed(ctx, request, Operation.CREATE, name)):
+            result.update(
+                error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, error_message="Authorization failed."
+            )
+            continue
         try:
             partitions = topic["num_partitions"]
             if partitions == -1:
@@ -104,6 +112,10 @@ async def handle_delete_topics(ctx: BrokerContext, request: Request) -> Message:
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
                 continue
             name = entry["name"] = info.name
+        if not topic_allowed(ctx, request, Operation.DELETE, name or ""):
+            entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            entry["error_message"] = "Authorization failed."
+            continue
         info = ctx.log.topics().get(name or "")
         if info is None:
             entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -129,6 +141,10 @@ async def handle_create_partitions(ctx: BrokerContext, request: Request) -> Mess
         name = topic["name"]
         entry: Message = {"name": name, "error_code": 0, "error_message": None}
         results.append(entry)
+        if not topic_allowed(ctx, request, Operation.ALTER, name):
+            entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            entry["error_message"] = "Authorization failed."
+            continue
         info = ctx.log.topics().get(name)
         if info is None:
             entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

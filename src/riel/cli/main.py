@@ -13,7 +13,15 @@ import click
 
 from riel.cli.output import console, json_option, print_json
 from riel.cli.serve_config import config_option
-from riel.config import DEFAULT_DATA_DIR, TOPIC_CONFIG_DEFAULTS, BrokerConfig, FlushPolicy, GroupConfig
+from riel.config import (
+    DEFAULT_DATA_DIR,
+    TOPIC_CONFIG_DEFAULTS,
+    BrokerConfig,
+    ClientQuota,
+    FlushPolicy,
+    GroupConfig,
+    Limits,
+)
 from riel.errors import DataDirLockedError
 
 if TYPE_CHECKING:
@@ -190,6 +198,87 @@ def cli() -> None:
     envvar="RIEL_SSL_CLIENT_AUTH",
     help="Ask SSL clients for a certificate (ssl.client.auth).",
 )
+@click.option(
+    "--authorizer",
+    "authorizer_enabled",
+    is_flag=True,
+    envvar="RIEL_AUTHORIZER",
+    help="Enforce ACLs (riel acl): a request needs a matching ALLOW ACL and no DENY. Off: all allowed.",
+)
+@click.option(
+    "--super-user",
+    "super_users",
+    multiple=True,
+    envvar="RIEL_SUPER_USER",
+    metavar="User:NAME",
+    help="A principal the ACLs do not apply to (repeatable; super.users). "
+    "RIEL_SUPER_USER takes several, space-separated.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="RIEL_MAX_CONNECTIONS",
+    help="Most client connections at once; more are closed when accepted (max.connections). "
+    "Default: no limit.",
+)
+@click.option(
+    "--max-connections-per-ip",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="RIEL_MAX_CONNECTIONS_PER_IP",
+    help="Most connections from one IP address (max.connections.per.ip). Default: no limit.",
+)
+@click.option(
+    "--connections-max-idle-ms",
+    type=click.IntRange(min=0),
+    default=600_000,
+    show_default=True,
+    envvar="RIEL_CONNECTIONS_MAX_IDLE_MS",
+    help="Close a connection idle this long (connections.max.idle.ms); 0: never.",
+)
+@click.option(
+    "--frame-deadline-ms",
+    type=click.IntRange(min=0),
+    default=30_000,
+    show_default=True,
+    envvar="RIEL_FRAME_DEADLINE_MS",
+    help="Close a connection whose request frame is still incomplete this long after it began "
+    "(slow-loris); 0: never.",
+)
+@click.option(
+    "--quota-producer-byte-rate",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="RIEL_QUOTA_PRODUCER_BYTE_RATE",
+    help="Bytes per second each client id may produce before being throttled (producer_byte_rate). "
+    "Default: no quota.",
+)
+@click.option(
+    "--quota-consumer-byte-rate",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="RIEL_QUOTA_CONSUMER_BYTE_RATE",
+    help="Bytes per second each client id may fetch before being throttled (consumer_byte_rate). "
+    "Default: no quota.",
+)
+@click.option(
+    "--quota",
+    "quota_specs",
+    multiple=True,
+    envvar="RIEL_QUOTA",
+    metavar="CLIENT_ID:producer=N,consumer=M",
+    help="Byte-rate quotas of one client id (repeatable), over the defaults above. "
+    "RIEL_QUOTA takes several, space-separated.",
+)
+@click.option(
+    "--quota-window-size-ms",
+    type=click.IntRange(min=1),
+    default=1_000,
+    show_default=True,
+    envvar="RIEL_QUOTA_WINDOW_SIZE_MS",
+    help="Length of one of the 11 samples quota rates are measured over (quota.window.size.seconds).",
+)
 @click.option("--log-level", default="INFO", show_default=True, envvar="RIEL_LOG_LEVEL")
 def serve(
     data_dir: Path,
@@ -216,6 +305,16 @@ def serve(
     ssl_keyfile: Path | None,
     ssl_cafile: Path | None,
     ssl_client_auth: str,
+    authorizer_enabled: bool,
+    super_users: tuple[str, ...],
+    max_connections: int | None,
+    max_connections_per_ip: int | None,
+    connections_max_idle_ms: int,
+    frame_deadline_ms: int,
+    quota_producer_byte_rate: int | None,
+    quota_consumer_byte_rate: int | None,
+    quota_specs: tuple[str, ...],
+    quota_window_size_ms: int,
     log_level: str,
 ) -> None:
     """Run the Kafka-compatible broker.
@@ -250,6 +349,15 @@ def serve(
     from riel.cli.listeners import parse_listeners
 
     listeners = parse_listeners(listener_specs, advertised_listener_specs, ssl_certfile)
+    limits = _limits(
+        max_connections,
+        max_connections_per_ip,
+        connections_max_idle_ms,
+        frame_deadline_ms,
+        ClientQuota(quota_producer_byte_rate, quota_consumer_byte_rate),
+        quota_specs,
+        quota_window_size_ms,
+    )
     ctx = click.get_current_context()
     file_config = loaded_config(ctx)
     if file_config.path is not None:
@@ -290,6 +398,9 @@ def serve(
         ssl_keyfile=ssl_keyfile,
         ssl_cafile=ssl_cafile,
         ssl_client_auth=ssl_client_auth,
+        authorizer_enabled=authorizer_enabled,
+        super_users=_super_users(super_users),
+        limits=limits,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     from riel.console.app import build_app
@@ -306,6 +417,43 @@ def serve(
             err=True,
         )
         sys.exit(2)
+
+
+def _limits(
+    max_connections: int | None,
+    max_connections_per_ip: int | None,
+    idle_ms: int,
+    frame_deadline_ms: int,
+    default_quota: ClientQuota,
+    quota_specs: tuple[str, ...],
+    quota_window_size_ms: int,
+) -> Limits:
+    client_quotas: dict[str, ClientQuota] = {}
+    for spec in (item for specs in quota_specs for item in specs.split()):
+        try:
+            client_id, quota = ClientQuota.parse(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--quota") from None
+        client_quotas[client_id] = quota
+    return Limits(
+        max_connections=max_connections,
+        max_connections_per_ip=max_connections_per_ip,
+        connections_max_idle_ms=idle_ms,
+        frame_deadline_ms=frame_deadline_ms,
+        default_quota=default_quota,
+        client_quotas=client_quotas,
+        quota_window_size_ms=quota_window_size_ms,
+    )
+
+
+def _super_users(specs: tuple[str, ...]) -> list[str]:
+    for spec in specs:
+        kind, colon, name = spec.partition(":")
+        if not (kind and colon and name):
+            raise click.BadParameter(
+                f"{spec!r}: expected a principal such as User:admin", param_hint="--super-user"
+            )
+    return list(specs)
 
 
 @cli.command()
@@ -569,7 +717,7 @@ def _load_heads(path: Path) -> dict[str, tuple[int, bytes]]:
 
 
 # Each command (group) lives in its own module; they are attached to ``cli`` here.
-from riel.cli import bench, consume, group, produce, replay, topic, user  # noqa: E402
+from riel.cli import acl, bench, consume, group, produce, replay, topic, user  # noqa: E402
 
 for _command in (
     topic.topic,
@@ -578,6 +726,7 @@ for _command in (
     replay.replay,
     group.group,
     user.user,
+    acl.acl,
     bench.bench,
 ):
     cli.add_command(_command)

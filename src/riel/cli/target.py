@@ -59,13 +59,14 @@ def unknown_topic(topic: str, where: str) -> CliError:
     )
 
 
-def admin_client(bootstrap: str | None) -> Any:
-    """A confluent-kafka ``AdminClient`` that has been heard from (else ``CliError`` unreachable)."""
+def admin_client(bootstrap: str | None, **extra: str | int | float | bool) -> Any:
+    """A confluent-kafka ``AdminClient`` that has been heard from (else ``CliError`` unreachable).
+    ``extra``: more librdkafka settings (``security.protocol``, ``sasl.username``...)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
     address = bootstrap_address(bootstrap)
-    admin = AdminClient(client_config(address))
+    admin = AdminClient(client_config(address, **extra))
     try:
         admin.list_topics(timeout=PROBE_TIMEOUT_S)
     except KafkaException as exc:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from riel.broker.context import BrokerContext
+from riel.broker.quotas import ClientQuotas
 from riel.broker.router import Router
 from riel.broker.sasl.handlers import credential_store
 from riel.broker.sasl.session import SaslSession, store_lookup
@@ -22,6 +23,7 @@ from riel.coordinator.coordinator import GroupCoordinator
 from riel.coordinator.driver import CoordinatorDriver
 from riel.server.connection import KafkaConnection
 from riel.server.http import HttpServer
+from riel.server.limits import ConnectionLimits, raise_open_files_limit
 from riel.storage.log_manager import LogManager
 from riel.storage.offsets_store import OffsetsStore
 from riel.storage.producer_ids import ProducerIdAllocator
@@ -53,6 +55,7 @@ class RielServer:
             cleaner_backoff_ms=config.log_cleaner_backoff_ms,
         )
         self.connections: set[KafkaConnection] = set()
+        self.limits = ConnectionLimits(config.limits)
         self._servers: list[asyncio.Server] = []
         self._stopped = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
@@ -63,6 +66,7 @@ class RielServer:
         return None if plog is None else plog.high_watermark
 
     async def start(self) -> None:
+        raise_open_files_limit()  # every connection holds a descriptor
         self.log_manager.open()
         # Opened after the log manager, which holds the data-directory lock.
         offsets = OffsetsStore(self.config.data_dir, self.config.flush)
@@ -76,6 +80,8 @@ class RielServer:
             producer_ids=ProducerIdAllocator(self.config.data_dir / "producer-ids"),
             groups=self._groups,
         )
+        quotas = ClientQuotas(self.config.limits)
+        ctx.quotas = quotas if quotas.enabled else None
         self.ctx = ctx
         router = Router(ctx)
         loop = asyncio.get_running_loop()
@@ -113,7 +119,7 @@ class RielServer:
 
         def connection() -> KafkaConnection:
             sasl = SaslSession(store_lookup(credential_store(ctx))) if listener.sasl else None
-            return KafkaConnection(router, max_bytes, self.connections, listener.name, sasl)
+            return KafkaConnection(router, max_bytes, self.connections, listener.name, sasl, self.limits)
 
         return await asyncio.get_running_loop().create_server(
             connection, listener.host, listener.port, reuse_address=True, ssl=tls

@@ -19,6 +19,7 @@ from riel.errors import ProtocolError
 from riel.protocol.frames import FrameDecoder
 from riel.protocol.headers import Request, decode_request, encode_response
 from riel.protocol.primitives import ExternalBytes
+from riel.server.limits import ConnectionLimits, Watchdog
 from riel.storage.partition_log import FileSlice
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ MAX_QUEUED_FRAMES: Final = 32
 MAX_QUEUED_BYTES: Final = 32 * 1024 * 1024
 MAX_PIPELINED_REQUESTS: Final = 8
 PRODUCE_API_KEY: Final = 0
+FETCH_API_KEY: Final = 1
 # Largest frame accepted before SASL authentication (Kafka's sasl.server.max.receive.size).
 SASL_MAX_RECEIVE_SIZE: Final = 512 * 1024
 
@@ -41,8 +43,19 @@ class KafkaConnection(asyncio.Protocol):
         connections: set[KafkaConnection],
         listener: str = "PLAINTEXT",
         sasl: SaslSession | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._router = router
+        # Connection counts, idle timeout and frame deadline; None: no limits (in-process use).
+        self._limits = limits
+        self._admitted_ip: str | None = None
+        self._watchdog: Watchdog | None = None
+        # Reading stops while too much waits (backpressure) or while a quota throttles us (muted).
+        self._backpressure = False
+        self._muted_until = 0.0
+        self._unmuted = asyncio.Event()
+        self._unmuted.set()
+        self._unmute_timer: asyncio.TimerHandle | None = None
         self._max_frame_size = max_frame_size
         self._decoder = FrameDecoder(max_frame_size if sasl is None else SASL_MAX_RECEIVE_SIZE)
         # On a SASL listener: the exchange that must succeed before any other API is served.
@@ -61,6 +74,7 @@ class KafkaConnection(asyncio.Protocol):
             asyncio.Queue(MAX_PIPELINED_REQUESTS)
         )
         self._reading_paused = False
+        self._in_flight = 0
         self._queued_bytes = 0
         self._closed = False
         self.peer = "?"
@@ -73,6 +87,25 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""  # Kafka reports member hosts as "/1.2.3.4"
+        if self._limits is not None:
+            ip = str(peer[0]) if peer else "?"
+            refusal = self._limits.admit(ip)
+            if refusal is not None:  # like Kafka: closed as soon as accepted, nothing read or sent
+                self._closed = True
+                self._limits.cut_log.cut(self.peer, refusal, "refused")
+                transport.abort()
+                return
+            self._admitted_ip = ip
+            config = self._limits.config
+            self._watchdog = Watchdog(
+                asyncio.get_running_loop(),
+                config.connections_max_idle_ms,
+                config.frame_deadline_ms,
+                self._expire,
+                lambda: bool(self._frames) or self._in_flight > 0,
+                lambda: self._reading_paused,
+            )
+            self._watchdog.start()
         self._connections.add(self)
         self._router.ctx.stats.connections_opened += 1
         self._worker = asyncio.get_running_loop().create_task(self._serve())
@@ -88,15 +121,24 @@ class KafkaConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self._abort(f"malformed frame: {exc}")
             return
+        if self._watchdog is not None:
+            self._watchdog.received(self._decoder.buffered > 0, bool(self._frames))
         if self._frames:
             self._frame_ready.set()
-        too_much = len(self._frames) >= MAX_QUEUED_FRAMES or self._queued_bytes >= MAX_QUEUED_BYTES
-        if too_much and not self._reading_paused and self._transport:
-            self._transport.pause_reading()
-            self._reading_paused = True
+        if len(self._frames) >= MAX_QUEUED_FRAMES or self._queued_bytes >= MAX_QUEUED_BYTES:
+            self._backpressure = True
+            self._sync_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._limits is not None and self._admitted_ip is not None:
+            self._limits.release(self._admitted_ip)
+            self._admitted_ip = None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self._unmute_timer is not None:
+            self._unmute_timer.cancel()
+        self._unmuted.set()
         if self in self._connections:
             self._connections.discard(self)
             self._router.ctx.stats.connections_closed += 1
@@ -119,14 +161,17 @@ class KafkaConnection(asyncio.Protocol):
                     self._frame_ready.clear()
                     await self._frame_ready.wait()
                     continue
+                if not self._unmuted.is_set():  # throttled by a quota: no request is served meanwhile
+                    await self._unmuted.wait()
+                    continue
                 frame = self._frames.popleft()
                 self._queued_bytes -= frame.nbytes
                 relieved = (
                     len(self._frames) < MAX_QUEUED_FRAMES // 2 and self._queued_bytes < MAX_QUEUED_BYTES // 2
                 )
-                if self._reading_paused and relieved and self._transport:
-                    self._transport.resume_reading()
-                    self._reading_paused = False
+                if self._backpressure and relieved:
+                    self._backpressure = False
+                    self._sync_reading()
                 if self._sasl is not None and not self._sasl.authenticated:
                     await self._before_authentication(frame)
                     continue
@@ -141,10 +186,11 @@ class KafkaConnection(asyncio.Protocol):
                 # Tasks start in creation order, so requests take effect in the order they arrived.
                 task = asyncio.get_running_loop().create_task(self._respond(request))
                 await self._outbox.put(task)
-                if request.api_key != PRODUCE_API_KEY:
+                if request.api_key != PRODUCE_API_KEY or self._produce_quota(request):
                     # Like Kafka, handle other requests one at a time per connection (a Heartbeat must
                     # not overtake the JoinGroup before it). Produce requests are pipelined: the next
-                    # one is appended while this one waits for its fsync, and they share fsyncs.
+                    # one is appended while this one waits for its fsync, and they share fsyncs
+                    # (unless a quota applies: its throttle must stop the next request).
                     await asyncio.wait([task])
         except asyncio.CancelledError:
             pass
@@ -202,9 +248,14 @@ class KafkaConnection(asyncio.Protocol):
             await self._outbox.put(_done(CLOSE_AFTER_SENDING))
 
     async def _respond(self, request: Request) -> list[bytes | bytearray | ExternalBytes] | None:
+        self._in_flight += 1
         try:
             body = await self._router.handle(request)
-            return None if body is None else encode_response(request, body)
+            if body is None:
+                return None
+            if request.api_key in (PRODUCE_API_KEY, FETCH_API_KEY) and body.get("throttle_time_ms", 0) > 0:
+                self._mute(body["throttle_time_ms"])
+            return encode_response(request, body)
         except ProtocolError as exc:
             self._abort(str(exc))
             return None
@@ -212,6 +263,49 @@ class KafkaConnection(asyncio.Protocol):
             log.exception("bug while handling a request from %s; closing that connection", self.peer)
             self._abort("internal error")
             return None
+        finally:
+            self._in_flight -= 1
+
+    # --- limits -------------------------------------------------------------------------------
+    def _produce_quota(self, request: Request) -> bool:
+        quotas = self._router.ctx.quotas
+        return quotas is not None and quotas.limits_produce(request.client_id)
+
+    def _sync_reading(self) -> None:
+        """Read from the peer unless too much waits or a quota throttles it."""
+        pause = self._backpressure or not self._unmuted.is_set()
+        transport = self._transport
+        if transport is None or self._closed or pause == self._reading_paused:
+            return
+        if pause:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+            if self._watchdog is not None:
+                self._watchdog.suspend_frame_clock()
+        self._reading_paused = pause
+
+    def _mute(self, throttle_ms: int) -> None:
+        """KIP-219: the response carries the throttle time; then nothing more is read or served from
+        this connection for that long."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + throttle_ms / 1000
+        if until <= self._muted_until:
+            return
+        self._muted_until = until
+        self._unmuted.clear()
+        if self._unmute_timer is not None:
+            self._unmute_timer.cancel()
+        self._unmute_timer = loop.call_at(until, self._unmute)
+        self._sync_reading()
+
+    def _unmute(self) -> None:
+        self._unmute_timer = None
+        self._unmuted.set()
+        self._sync_reading()
+
+    def _expire(self, kind: str, reason: str) -> None:
+        self._abort(reason, kind)
 
     async def _send_in_order(self) -> None:
         try:
@@ -249,6 +343,8 @@ class KafkaConnection(asyncio.Protocol):
                 transport.write(chunk)
             if self._closed:
                 return
+        if self._watchdog is not None:
+            self._watchdog.active()
         await self._can_write.wait()
 
     async def _send_file(self, transport: asyncio.Transport, chunk: FileSlice) -> None:
@@ -269,10 +365,14 @@ class KafkaConnection(asyncio.Protocol):
             # would lie and the client would lose its place in the stream, so end the connection.
             self._abort(f"segment slice ended after {sent} of {chunk.size} bytes")
 
-    def _abort(self, reason: str) -> None:
+    def _abort(self, reason: str, kind: str = "error") -> None:
         if self._closed:
             return
-        log.warning("closing connection from %s: %s", self.peer, reason)
+        if self._limits is not None:
+            level = logging.INFO if kind == "idle" else logging.WARNING  # idle is routine, not trouble
+            self._limits.cut_log.cut(self.peer, reason, kind, level)
+        else:
+            log.warning("closing connection from %s: %s", self.peer, reason)
         self._closed = True
         if self._transport is not None:
             self._transport.abort()

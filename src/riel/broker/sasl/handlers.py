@@ -4,8 +4,8 @@ On a SASL listener the server hands the two SASL APIs to the connection's ``Sasl
 authentication; a SASL request that reaches the router comes from a PLAINTEXT/SSL listener or from an
 already authenticated connection, and gets ILLEGAL_SASL_STATE, as Kafka answers it.
 
-Without ACLs (a later part of issue 7) any client that may talk to the broker may manage users, as
-with Kafka when no authorizer is configured.
+With the authorizer on, describing users needs DESCRIBE on the cluster and altering them ALTER; with it
+off, any client that may talk to the broker may manage users, as with Kafka without an authorizer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from riel.broker.access import cluster_allowed
+from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
 from riel.broker.sasl.scram import (
     MAX_ITERATIONS,
@@ -46,6 +48,12 @@ async def handle_sasl_authenticate(ctx: BrokerContext, request: Request) -> Mess
 
 
 async def handle_describe_user_scram_credentials(ctx: BrokerContext, request: Request) -> Message:
+    if not cluster_allowed(ctx, request, Operation.DESCRIBE):
+        return {
+            "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            "error_message": "Cluster authorization failed",
+            "results": [],
+        }
     try:
         users = credential_store(ctx).users()
     except CredentialsFileError as exc:
@@ -81,6 +89,12 @@ async def handle_alter_user_scram_credentials(ctx: BrokerContext, request: Reque
     deletions = request.body["deletions"]
     upsertions = request.body["upsertions"]
     names = [d["name"] for d in deletions] + [u["name"] for u in upsertions]
+    if not cluster_allowed(ctx, request, Operation.ALTER):
+        denied = {
+            "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            "error_message": "Cluster authorization failed",
+        }
+        return {"throttle_time_ms": 0, "results": [{"user": n, **denied} for n in dict.fromkeys(names)]}
     # Kafka: "A user credential cannot be altered twice in the same request" (same user, same mechanism).
     pairs = Counter((d["name"], d["mechanism"]) for d in (*deletions, *upsertions))
     errors: dict[str, tuple[ErrorCode, str]] = {}

@@ -3,11 +3,14 @@
 from riel.protocol.apis.alter_configs import ALTER_CONFIGS
 from riel.protocol.apis.alter_user_scram_credentials import ALTER_USER_SCRAM_CREDENTIALS
 from riel.protocol.apis.api_versions import API_VERSIONS
+from riel.protocol.apis.create_acls import CREATE_ACLS
 from riel.protocol.apis.create_partitions import CREATE_PARTITIONS
 from riel.protocol.apis.create_topics import CREATE_TOPICS
+from riel.protocol.apis.delete_acls import DELETE_ACLS
 from riel.protocol.apis.delete_groups import DELETE_GROUPS
 from riel.protocol.apis.delete_records import DELETE_RECORDS
 from riel.protocol.apis.delete_topics import DELETE_TOPICS
+from riel.protocol.apis.describe_acls import DESCRIBE_ACLS
 from riel.protocol.apis.describe_configs import DESCRIBE_CONFIGS
 from riel.protocol.apis.describe_groups import DESCRIBE_GROUPS
 from riel.protocol.apis.describe_user_scram_credentials import DESCRIBE_USER_SCRAM_CREDENTIALS
@@ -50,6 +53,9 @@ ALL: tuple[ApiSchema, ...] = (
     DELETE_TOPICS,
     DELETE_RECORDS,
     INIT_PRODUCER_ID,
+    DESCRIBE_ACLS,
+    CREATE_ACLS,
+    DELETE_ACLS,
     DESCRIBE_CONFIGS,
     ALTER_CONFIGS,
     SASL_AUTHENTICATE,
@@ -69,11 +75,14 @@ __all__ = [
     "ALTER_USER_SCRAM_CREDENTIALS",
     "APIS",
     "API_VERSIONS",
+    "CREATE_ACLS",
     "CREATE_PARTITIONS",
     "CREATE_TOPICS",
+    "DELETE_ACLS",
     "DELETE_GROUPS",
     "DELETE_RECORDS",
     "DELETE_TOPICS",
+    "DESCRIBE_ACLS",
     "DESCRIBE_CONFIGS",
     "DESCRIBE_GROUPS",
     "DESCRIBE_USER_SCRAM_CREDENTIALS",
