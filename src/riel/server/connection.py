@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 from typing import Final
 
 from riel.broker.router import Router
@@ -20,6 +21,7 @@ from riel.protocol.frames import FrameDecoder
 from riel.protocol.headers import Request, decode_request, encode_response
 from riel.protocol.primitives import ExternalBytes
 from riel.server.limits import ConnectionLimits, Watchdog
+from riel.server.tls_principal import CertificateError, principal_from_certificate
 from riel.storage.partition_log import FileSlice
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""  # Kafka reports member hosts as "/1.2.3.4"
+        self.principal = _certificate_principal(transport) or self.principal
         if self._limits is not None:
             ip = str(peer[0]) if peer else "?"
             refusal = self._limits.admit(ip)
@@ -384,6 +387,23 @@ class KafkaConnection(asyncio.Protocol):
 
 # Queued in place of a response: the connection closes once everything before it was sent.
 CLOSE_AFTER_SENDING: Final[list[bytes | bytearray | ExternalBytes]] = []
+
+
+def _certificate_principal(transport: asyncio.Transport) -> str | None:
+    """On a TLS connection whose client presented a verified certificate, the principal Kafka's
+    DEFAULT ssl.principal.mapping.rules give it ("User:" + the subject in RFC 2253 form); else None.
+    asyncio calls connection_made only after the handshake, so the certificate is known by then."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject) or ssl_object.context.verify_mode == ssl.CERT_NONE:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        return principal_from_certificate(der)
+    except CertificateError as exc:  # the ssl module accepted it, so this should not happen
+        log.warning("cannot read the subject of the client certificate: %s", exc)
+        return None
 
 
 def _done(
