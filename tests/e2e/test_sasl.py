@@ -8,30 +8,31 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import RielServer, free_port
+from e2e.auth_clients import (
+    MECHANISMS,
+    PASSWORD,
+    TIMEOUT_S,
+    USER,
+    aiokafka_round_trip,
+    ck_config,
+    ck_login_error,
+    ck_round_trip,
+    kcat_round_trip,
+    kcat_sasl_settings,
+    kp_config,
+    kp_round_trip,
+    riel_cli,
+    topic_name,
+)
 from riel.protocol.apis import API_VERSIONS, METADATA, SASL_AUTHENTICATE, SASL_HANDSHAKE
 from riel.protocol.headers import decode_response, encode_request
 from riel.protocol.schema import ApiSchema, Message
-
-MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-USER, PASSWORD = "alice", "wonder land"
-TIMEOUT_S = 20.0
-
-
-def riel_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "riel", *args], input=stdin, capture_output=True, text=True, timeout=60
-    )
 
 
 class SaslServer:
@@ -64,10 +65,6 @@ def sasl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslServer]:
         yield SaslServer(server, sasl_port)
     finally:
         server.close()
-
-
-def topic_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # ------------------------------------------------------------------------------------------ raw frames
@@ -209,64 +206,16 @@ def test_sasl_apis_on_the_plaintext_listener_are_illegal(sasl: SaslServer) -> No
 # ---------------------------------------------------------------------------------------- real clients
 
 
-def kp_config(sasl: SaslServer, mechanism: str, user: str = USER, password: str = PASSWORD) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": sasl.sasl_bootstrap,
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": mechanism,
-        "sasl_plain_username": user,
-        "sasl_plain_password": password,
-    }
-
-
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kafka_python_round_trip(sasl: SaslServer, mechanism: str) -> None:
-    from kafka import KafkaConsumer, KafkaProducer
-
-    topic = topic_name("kp")
-    producer = KafkaProducer(**kp_config(sasl, mechanism))
-    try:
-        for i in range(5):
-            producer.send(topic, f"kp-{i}".encode()).get(timeout=TIMEOUT_S)
-    finally:
-        producer.close(timeout=5)
-    consumer = KafkaConsumer(
-        topic, auto_offset_reset="earliest", consumer_timeout_ms=5000, **kp_config(sasl, mechanism)
-    )
-    try:
-        values = [m.value for m in consumer]
-    finally:
-        consumer.close()
-    assert values == [f"kp-{i}".encode() for i in range(5)]
+    config = kp_config(sasl.sasl_bootstrap, mechanism)
+    assert kp_round_trip(config, topic_name("kp")) == [f"kp-{i}".encode() for i in range(5)]
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_aiokafka_round_trip(sasl: SaslServer, mechanism: str) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    topic = topic_name("aio")
-
-    async def run() -> list[bytes]:
-        producer = AIOKafkaProducer(**kp_config(sasl, mechanism))
-        await asyncio.wait_for(producer.start(), TIMEOUT_S)
-        try:
-            for i in range(5):
-                await asyncio.wait_for(producer.send_and_wait(topic, f"aio-{i}".encode()), TIMEOUT_S)
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", **kp_config(sasl, mechanism))
-        await asyncio.wait_for(consumer.start(), TIMEOUT_S)
-        values: list[bytes] = []
-        try:
-            deadline = time.monotonic() + TIMEOUT_S
-            while len(values) < 5 and time.monotonic() < deadline:
-                batches = await consumer.getmany(timeout_ms=500)
-                values += [m.value for ms in batches.values() for m in ms if m.value is not None]
-        finally:
-            await consumer.stop()
-        return values
-
-    assert asyncio.run(run()) == [f"aio-{i}".encode() for i in range(5)]
+    config = kp_config(sasl.sasl_bootstrap, mechanism)
+    assert aiokafka_round_trip(config, topic_name("aio")) == [f"aio-{i}".encode() for i in range(5)]
 
 
 def test_aiokafka_wrong_password_raises(sasl: SaslServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -274,7 +223,7 @@ def test_aiokafka_wrong_password_raises(sasl: SaslServer, caplog: pytest.LogCapt
     from aiokafka.errors import KafkaError
 
     async def run() -> None:
-        producer = AIOKafkaProducer(**kp_config(sasl, "SCRAM-SHA-256", password="wrong"))
+        producer = AIOKafkaProducer(**kp_config(sasl.sasl_bootstrap, "SCRAM-SHA-256", password="wrong"))
         try:
             await asyncio.wait_for(producer.start(), TIMEOUT_S)
         finally:
@@ -285,92 +234,26 @@ def test_aiokafka_wrong_password_raises(sasl: SaslServer, caplog: pytest.LogCapt
     assert "[Error 58] SaslAuthenticationFailed: Authentication failed: invalid credentials" in caplog.text
 
 
-def ck_config(sasl: SaslServer, mechanism: str, user: str = USER, password: str = PASSWORD) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": sasl.sasl_bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": mechanism,
-        "sasl.username": user,
-        "sasl.password": password,
-        "log_level": 2,
-    }
-
-
-def ck_round_trip(config: dict[str, Any], topic: str, n: int = 5) -> list[bytes]:
-    from confluent_kafka import Consumer, Producer
-
-    producer = Producer(config)
-    for i in range(n):
-        producer.produce(topic, f"ck-{i}".encode())
-    assert producer.flush(TIMEOUT_S) == 0
-    consumer = Consumer({**config, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(values) < n and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.append(message.value())
-    finally:
-        consumer.close()
-    return values
-
-
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_confluent_kafka_round_trip(sasl: SaslServer, mechanism: str) -> None:
     topic = topic_name("ck")
-    assert ck_round_trip(ck_config(sasl, mechanism), topic) == [f"ck-{i}".encode() for i in range(5)]
-
-
-def ck_login_error(config: dict[str, Any]) -> str:
-    """The first error librdkafka reports while trying to connect (empty if none within the timeout)."""
-    from confluent_kafka import KafkaError, Producer
-
-    errors: list[KafkaError] = []
-    producer = Producer({**config, "error_cb": errors.append})
-    deadline = time.monotonic() + TIMEOUT_S
-    while not errors and time.monotonic() < deadline:
-        producer.poll(0.2)
-    return f"{errors[0].name()}: {errors[0].str()}" if errors else ""
+    config = ck_config(sasl.sasl_bootstrap, mechanism)
+    assert ck_round_trip(config, topic) == [f"ck-{i}".encode() for i in range(5)]
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 @pytest.mark.parametrize("who", ["wrong-password", "unknown-user"])
 def test_confluent_kafka_is_refused(sasl: SaslServer, mechanism: str, who: str) -> None:
     user, password = (USER, "wrong") if who == "wrong-password" else ("mallory", PASSWORD)
-    error = ck_login_error(ck_config(sasl, mechanism, user, password))
+    error = ck_login_error(ck_config(sasl.sasl_bootstrap, mechanism, user, password))
     assert error.startswith("_AUTHENTICATION") and "invalid credentials" in error
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kcat_round_trip(sasl: SaslServer, mechanism: str) -> None:
-    topic = topic_name("kcat")
-    auth = [
-        "-X", "security.protocol=SASL_PLAINTEXT",
-        "-X", f"sasl.mechanism={mechanism}",
-        "-X", f"sasl.username={USER}",
-        "-X", f"sasl.password={PASSWORD}",
-    ]  # fmt: skip
-    kcat = shutil.which("kcat")
-    assert kcat is not None
-    produced = subprocess.run(
-        [kcat, "-P", "-b", sasl.sasl_bootstrap, "-t", topic, *auth],
-        input="one\ntwo\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert produced.returncode == 0, produced.stderr
-    consumed = subprocess.run(
-        [kcat, "-C", "-b", sasl.sasl_bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", *auth],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert consumed.returncode == 0, consumed.stderr
-    assert consumed.stdout.split() == ["one", "two"]
+    settings = kcat_sasl_settings(mechanism)
+    assert kcat_round_trip(sasl.sasl_bootstrap, settings, topic_name("kcat")) == ["one", "two"]
 
 
 # ----------------------------------------------------------------------------------- managing users
@@ -385,12 +268,14 @@ def test_riel_user_add_and_delete_while_the_server_runs(sasl: SaslServer) -> Non
     listed = riel_cli("user", "list", "--json", "--data-dir", data)
     assert '"bob"' in listed.stdout and "b0b" not in Path(data, "credentials.json").read_text()
     topic = topic_name("bob")
-    assert ck_round_trip(ck_config(sasl, "SCRAM-SHA-256", "bob", "b0b"), topic, 1) == [b"ck-0"]
+    bob = ck_config(sasl.sasl_bootstrap, "SCRAM-SHA-256", "bob", "b0b")
+    assert ck_round_trip(bob, topic, 1) == [b"ck-0"]
     # PLAIN checks against the SCRAM-SHA-256 credential when there is no SCRAM-SHA-512 one.
-    assert ck_round_trip(ck_config(sasl, "PLAIN", "bob", "b0b"), topic_name("bob"), 1) == [b"ck-0"]
+    bob_plain = ck_config(sasl.sasl_bootstrap, "PLAIN", "bob", "b0b")
+    assert ck_round_trip(bob_plain, topic_name("bob"), 1) == [b"ck-0"]
     deleted = riel_cli("user", "delete", "bob", "--data-dir", data)
     assert deleted.returncode == 0, deleted.stderr
-    assert "invalid credentials" in ck_login_error(ck_config(sasl, "SCRAM-SHA-256", "bob", "b0b"))
+    assert "invalid credentials" in ck_login_error(bob)
     again = riel_cli("user", "delete", "bob", "--data-dir", data)
     assert again.returncode == 4
 
@@ -414,9 +299,8 @@ def test_admin_api_manages_users(sasl: SaslServer) -> None:
     assert [(i.mechanism, i.iterations) for i in described.scram_credential_infos] == [
         (ScramMechanism.SCRAM_SHA_512, 4096)
     ]
-    assert ck_round_trip(ck_config(sasl, "SCRAM-SHA-512", "carol", "c4r0l"), topic_name("carol"), 1) == [
-        b"ck-0"
-    ]
+    carol = ck_config(sasl.sasl_bootstrap, "SCRAM-SHA-512", "carol", "c4r0l")
+    assert ck_round_trip(carol, topic_name("carol"), 1) == [b"ck-0"]
     listed = riel_cli("user", "list", "--json", "--bootstrap", sasl.plain_bootstrap)
     assert listed.returncode == 0 and '"carol"' in listed.stdout, listed.stderr
     too_few = UserScramCredentialUpsertion(
@@ -432,73 +316,7 @@ def test_admin_api_manages_users(sasl: SaslServer) -> None:
         admin.describe_user_scram_credentials(["carol"])["carol"].result(TIMEOUT_S)
 
 
-# ------------------------------------------------------------------------------------------------ TLS
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SaslServer, Path, int]]:
-    """A server with PLAINTEXT, SASL_SSL and SSL listeners and a self-signed certificate."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    base = tmp_path_factory.mktemp("tls")
-    cert, key = base / "cert.pem", base / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    data = base / "data"
-    added = riel_cli("user", "add", USER, "--password", PASSWORD, "--data-dir", str(data))
-    assert added.returncode == 0, added.stderr
-    port, sasl_ssl_port, ssl_port = free_port(), free_port(), free_port()
-    server = RielServer(
-        data,
-        base / "riel.log",
-        port=port,
-        extra_args=(
-            "--listener", f"PLAINTEXT://127.0.0.1:{port}",
-            "--listener", f"SASL_SSL://127.0.0.1:{sasl_ssl_port}",
-            "--listener", f"SSL://127.0.0.1:{ssl_port}",
-            "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
-        ),
-    )  # fmt: skip
-    server.start()
-    try:
-        yield SaslServer(server, sasl_ssl_port), cert, ssl_port
-    finally:
-        server.close()
-
-
-@pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_confluent_kafka_over_sasl_ssl(tls: tuple[SaslServer, Path, int], mechanism: str) -> None:
-    server, cert, _ = tls
-    config = {**ck_config(server, mechanism), "security.protocol": "SASL_SSL", "ssl.ca.location": str(cert)}
-    assert ck_round_trip(config, topic_name("sasl-ssl")) == [f"ck-{i}".encode() for i in range(5)]
-    wrong = {**config, "sasl.password": "wrong"}
-    assert "invalid credentials" in ck_login_error(wrong)
-
-
-def test_kafka_python_over_ssl_and_sasl_ssl(tls: tuple[SaslServer, Path, int]) -> None:
-    from kafka import KafkaConsumer, KafkaProducer
-
-    server, cert, ssl_port = tls
-    configs = [
-        {**kp_config(server, "SCRAM-SHA-256"), "security_protocol": "SASL_SSL", "ssl_cafile": str(cert)},
-        {"bootstrap_servers": f"127.0.0.1:{ssl_port}", "security_protocol": "SSL", "ssl_cafile": str(cert)},
-    ]
-    for config in configs:
-        topic = topic_name("kp-tls")
-        producer = KafkaProducer(**config)
-        try:
-            producer.send(topic, b"over tls").get(timeout=TIMEOUT_S)
-        finally:
-            producer.close(timeout=5)
-        consumer = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=5000, **config)
-        try:
-            assert [m.value for m in consumer] == [b"over tls"]
-        finally:
-            consumer.close()
+# ------------------------------------------------------------------------------------------ listeners
 
 
 def test_listener_flags_parse_like_kafkas() -> None:

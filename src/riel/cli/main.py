@@ -196,7 +196,9 @@ def cli() -> None:
     default="none",
     show_default=True,
     envvar="RIEL_SSL_CLIENT_AUTH",
-    help="Ask SSL clients for a certificate (ssl.client.auth).",
+    help="Ask clients on SSL listeners for a certificate (ssl.client.auth; needs --ssl-cafile). The "
+    "subject of a verified certificate is the principal, e.g. User:CN=alice,O=Acme. SASL_SSL listeners "
+    "never ask: the SASL login names the client there.",
 )
 @click.option(
     "--authorizer",
@@ -402,6 +404,11 @@ def serve(
         super_users=_super_users(super_users),
         limits=limits,
     )
+    if ssl_client_auth != "none" and ssl_cafile is None:
+        raise click.BadParameter(
+            "checking client certificates needs the CA they chain to: add --ssl-cafile CA.pem",
+            param_hint="--ssl-client-auth",
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     from riel.console.app import build_app
 

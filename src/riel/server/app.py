@@ -113,7 +113,7 @@ class RielServer:
         )
 
     async def _listen(self, router: Router, listener: Listener) -> asyncio.Server:
-        tls = _tls_context(self.config) if listener.tls else None
+        tls = _tls_context(self.config, client_auth=not listener.sasl) if listener.tls else None
         ctx = router.ctx
         max_bytes = self.config.max_request_bytes
 
@@ -166,8 +166,10 @@ class RielServer:
         log.info("riel stopped cleanly")
 
 
-def _tls_context(config: BrokerConfig) -> ssl.SSLContext:
-    """The server side of SSL / SASL_SSL listeners (TLS 1.2+), from the configured PEM files."""
+def _tls_context(config: BrokerConfig, client_auth: bool) -> ssl.SSLContext:
+    """The server side of SSL / SASL_SSL listeners (TLS 1.2+), from the configured PEM files.
+    Client certificates are asked for on SSL listeners only: like Kafka, which ignores an unprefixed
+    ssl.client.auth on SASL_SSL listeners because the SASL login names the client there."""
     if config.ssl_certfile is None:
         raise ValueError("an SSL or SASL_SSL listener needs --ssl-certfile (and --ssl-keyfile)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -175,10 +177,8 @@ def _tls_context(config: BrokerConfig) -> ssl.SSLContext:
     context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
     if config.ssl_cafile is not None:
         context.load_verify_locations(config.ssl_cafile)
-    if config.ssl_client_auth == "required":
-        context.verify_mode = ssl.CERT_REQUIRED
-    elif config.ssl_client_auth == "requested":
-        context.verify_mode = ssl.CERT_OPTIONAL
+    if client_auth and config.ssl_client_auth != "none":
+        context.verify_mode = ssl.CERT_REQUIRED if config.ssl_client_auth == "required" else ssl.CERT_OPTIONAL
     return context
 
 

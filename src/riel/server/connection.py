@@ -89,7 +89,8 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""  # Kafka reports member hosts as "/1.2.3.4"
-        self.principal = _certificate_principal(transport) or self.principal
+        if self._sasl is None:  # on SASL_SSL the SASL login names the client, as in Kafka
+            self.principal = _certificate_principal(transport) or self.principal
         if self._limits is not None:
             ip = str(peer[0]) if peer else "?"
             refusal = self._limits.admit(ip)
