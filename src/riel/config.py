@@ -204,6 +204,7 @@ class BrokerConfig:
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     log_cleaner_backoff_ms: int = 15_000  # log.cleaner.backoff.ms
+    transaction_max_timeout_ms: int = 900_000  # transaction.max.timeout.ms
     # The HTTP listener: web console, /metrics and /health. Port 0 picks a free port.
     http_enabled: bool = True
     http_host: str = "127.0.0.1"

@@ -460,9 +460,9 @@ def test_error_paths(tmp_path: Path) -> None:
         )
         assert removed["members"][0]["error_code"] == 0
 
-        # FindCoordinator: transactions are not coordinated yet (retriable), unknown key types are invalid.
+        # FindCoordinator: this broker coordinates transactions too; unknown key types are invalid.
         txn = await b.call(FIND, 4, {"key_type": 1, "coordinator_keys": ["tx"]})
-        assert txn["coordinators"][0]["error_code"] == ErrorCode.COORDINATOR_NOT_AVAILABLE
+        assert txn["coordinators"][0]["error_code"] == 0 and txn["coordinators"][0]["node_id"] >= 0
         odd = await b.call(FIND, 2, {"key": "x", "key_type": 7})
         assert odd["error_code"] == ErrorCode.INVALID_REQUEST
 

@@ -94,10 +94,12 @@ _KIO_ERROR_CODES = sorted(int(code) for code in KioErrorCode)
 
 def kio_values(f: Field) -> st.SearchStrategy[Any] | None:
     """kio decodes some fields into richer types that do not accept every integer of the width."""
-    if f.name == "error_code":  # an enum: unknown codes do not parse
+    if f.name in ("error_code", "partition_error_code"):  # an enum: unknown codes do not parse
         return st.sampled_from(_KIO_ERROR_CODES)
     if f.name == "log_append_time_ms":  # a datetime, or -1 for "none"
         return st.just(-1) | st.integers(0, 253_402_300_799_999)
+    if f.name == "transaction_start_time_ms":  # a datetime, not nullable: kio refuses Kafka's -1
+        return st.integers(0, 253_402_300_799_999)
     # Timedeltas, converted through a float: exact below 2**53 us.
     if f.name in ("retention_time_ms", "session_lifetime_ms"):
         return st.integers(-(2**43), 2**43)

@@ -163,7 +163,9 @@ def test_advertised_ranges() -> None:
         "CreatePartitions": (0, 2), "DeleteGroups": (0, 2), "IncrementalAlterConfigs": (0, 1),
         "OffsetDelete": (0, 0), "DescribeAcls": (1, 3), "CreateAcls": (1, 3), "DeleteAcls": (1, 3),
         "SaslHandshake": (0, 1), "SaslAuthenticate": (0, 2), "DescribeUserScramCredentials": (0, 0),
-        "AlterUserScramCredentials": (0, 0),
+        "AlterUserScramCredentials": (0, 0), "AddPartitionsToTxn": (0, 3), "AddOffsetsToTxn": (0, 3),
+        "EndTxn": (0, 3), "TxnOffsetCommit": (0, 3), "DescribeTransactions": (0, 0),
+        "ListTransactions": (0, 1),
     }
     assert len(APIS) == len(ALL)
     # librdkafka < 2.11 enables features by probing these exact versions (see DESIGN.md).

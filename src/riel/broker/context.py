@@ -11,6 +11,7 @@ from riel.broker.access import AccessControl
 from riel.broker.durability import GroupCommit
 from riel.broker.quotas import ClientQuotas
 from riel.broker.stats import BrokerStats
+from riel.broker.txn_driver import TransactionDriver
 from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig
 from riel.coordinator.driver import CoordinatorDriver
@@ -31,6 +32,7 @@ class BrokerContext:
     credentials: CredentialStore | None = None  # SASL users; opened on first use
     access: AccessControl | None = None  # ACLs and the authorizer; opened on first use
     quotas: ClientQuotas | None = None  # client byte-rate quotas; None: none configured
+    transactions: TransactionDriver | None = None  # started with the server
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property

@@ -93,20 +93,28 @@ def _read_all(
                 errored = True
                 continue
             entry["high_watermark"] = plog.high_watermark
-            entry["last_stable_offset"] = plog.high_watermark  # no transactions: LSO == HW
+            stable = plog.last_stable_offset
+            entry["last_stable_offset"] = stable
             entry["log_start_offset"] = plog.log_start_offset
             limit = min(part["partition_max_bytes"], budget - total)
             if limit <= 0 and total > 0:
                 continue
             fetch_offset = part["fetch_offset"]
             try:
-                found = plog.read_with_next_offset(fetch_offset, max(limit, 0), min_one=total == 0)
+                found = plog.read_with_next_offset(
+                    fetch_offset, max(limit, 0), min_one=total == 0, end=stable if read_committed else None
+                )
             except KafkaApiError as exc:
                 entry["error_code"] = exc.code
                 errored = True
                 continue
             if found is not None:
                 chunk, next_offset = found
+                if read_committed:
+                    entry["aborted_transactions"] = [
+                        {"producer_id": a.producer_id, "first_offset": a.first_offset}
+                        for a in plog.aborted_transactions(fetch_offset, next_offset)
+                    ]
                 entry["records"] = chunk
                 total += chunk.size
                 served.append((name, chunk.size, max(0, next_offset - fetch_offset)))

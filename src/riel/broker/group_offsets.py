@@ -97,10 +97,18 @@ def _fetch_group(
                     {**_partition_entry(p, None), "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED}
                     for p in t["partition_indexes"]
                 ]
+    # require_stable (v7+, KIP-447): a partition whose offset a transaction has not decided yet answers
+    # UNSTABLE_OFFSET_COMMIT (retriable), so a new owner does not start from a soon-to-change offset.
+    unstable: set[TopicPartition] = set()
+    if request.body.get("require_stable") and ctx.transactions is not None:
+        unstable = ctx.transactions.coordinator.pending_offsets_of(group_id)
     for (topic, partition), committed in ctx.groups.fetch_offsets(group_id, wanted):
         if topics is None and not topic_allowed(ctx, request, Operation.DESCRIBE, topic):
             continue
-        by_topic[topic].append(_partition_entry(partition, committed))
+        entry = _partition_entry(partition, committed)
+        if (topic, partition) in unstable:
+            entry["error_code"] = ErrorCode.UNSTABLE_OFFSET_COMMIT
+        by_topic[topic].append(entry)
     return [{"name": name, "partitions": parts} for name, parts in by_topic.items()]
 
 

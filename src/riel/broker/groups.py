@@ -4,8 +4,8 @@ response; the rules live in ``riel.coordinator``."""
 
 from __future__ import annotations
 
-from riel.broker.access import cluster_allowed, group_allowed
-from riel.broker.authorizer import Operation
+from riel.broker.access import allowed, cluster_allowed, group_allowed
+from riel.broker.authorizer import Operation, ResourceType
 from riel.broker.context import BrokerContext
 from riel.coordinator.group import JoinRequest
 from riel.coordinator.state_machine import GroupState, parse_state
@@ -29,19 +29,15 @@ def _coordinator_for(
     if key_type == COORDINATOR_TYPE_GROUP:
         if not group_allowed(ctx, request, Operation.DESCRIBE, key):
             return ErrorCode.GROUP_AUTHORIZATION_FAILED, "Group authorization failed", -1, "", -1
-        listener = request.listener
-        host, port = ctx.advertised_address(listener)
-        return ErrorCode.NONE, None, ctx.config.node_id, host, port
-    if key_type == COORDINATOR_TYPE_TRANSACTION:
-        # Retriable on purpose: a transactional client waits for a coordinator rather than failing.
-        return (
-            ErrorCode.COORDINATOR_NOT_AVAILABLE,
-            "transactions are not supported by this Riel version yet",
-            -1,
-            "",
-            -1,
-        )
-    return ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}", -1, "", -1
+    elif key_type == COORDINATOR_TYPE_TRANSACTION:
+        if not allowed(ctx, request, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+            error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            return error, "Transactional Id authorization failed", -1, "", -1
+    else:
+        return ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}", -1, "", -1
+    # This broker coordinates every group and every transaction.
+    host, port = ctx.advertised_address(request.listener)
+    return ErrorCode.NONE, None, ctx.config.node_id, host, port
 
 
 async def handle_find_coordinator(ctx: BrokerContext, request: Request) -> Message:

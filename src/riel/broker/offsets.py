@@ -38,7 +38,8 @@ async def handle_list_offsets(ctx: BrokerContext, request: Request) -> Message:
             entry["leader_epoch"] = 0
             wanted = part["timestamp"]
             if wanted == LATEST:
-                entry["offset"] = plog.high_watermark
+                read_committed = request.body.get("isolation_level", 0) == 1
+                entry["offset"] = plog.last_stable_offset if read_committed else plog.high_watermark
             elif wanted == EARLIEST:
                 entry["offset"] = plog.log_start_offset
             elif wanted == MAX_TIMESTAMP:

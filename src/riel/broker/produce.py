@@ -8,12 +8,20 @@ import logging
 from riel.broker.access import topic_allowed
 from riel.broker.authorizer import Operation
 from riel.broker.context import BrokerContext
+from riel.broker.transactions import verify_transactional_produce
 from riel.errors import ErrorCode, KafkaApiError, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
 from riel.storage.partition_log import PartitionLog
 
 log = logging.getLogger(__name__)
+
+_TXN_REFUSALS = {
+    ErrorCode.INVALID_TXN_STATE: "the partition is not part of an ongoing transaction of this producer "
+    "(AddPartitionsToTxn first, or the transaction was ended or timed out)",
+    ErrorCode.INVALID_PRODUCER_ID_MAPPING: "the producer id does not belong to this transactional id",
+    ErrorCode.INVALID_PRODUCER_EPOCH: "a newer instance of this transactional producer fenced this one",
+}
 
 
 async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None:
@@ -40,11 +48,6 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
                 entry["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
                 partitions.append(entry)
                 continue
-            if body["transactional_id"] is not None:
-                entry["error_code"] = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-                entry["error_message"] = "transactions are not supported by this Riel version yet"
-                partitions.append(entry)
-                continue
             if not may_write:
                 entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
                 partitions.append(entry)
@@ -56,6 +59,13 @@ async def handle_produce(ctx: BrokerContext, request: Request) -> Message | None
                 partitions.append(entry)
                 continue
             records = part["records"]
+            if body["transactional_id"] is not None:
+                refusal = verify_transactional_produce(ctx, request, name, part["index"], records)
+                if refusal is not ErrorCode.NONE:
+                    entry["error_code"] = refusal
+                    entry["error_message"] = _TXN_REFUSALS.get(refusal)
+                    partitions.append(entry)
+                    continue
             try:
                 result = plog.append(_writable(records), now_ms, defer_flush=defer_flush)
             except KafkaApiError as exc:

@@ -17,6 +17,7 @@ from riel.broker import (
     produce,
     producer_ids,
     topics_admin,
+    transactions,
 )
 from riel.broker.context import BrokerContext
 from riel.broker.sasl import handlers as sasl
@@ -59,6 +60,10 @@ HANDLERS: dict[int, Handler] = {
     20: topics_admin.handle_delete_topics,
     21: offsets.handle_delete_records,
     22: producer_ids.handle_init_producer_id,
+    24: transactions.handle_add_partitions_to_txn,
+    25: transactions.handle_add_offsets_to_txn,
+    26: transactions.handle_end_txn,
+    28: transactions.handle_txn_offset_commit,
     29: acls_admin.handle_describe_acls,
     30: acls_admin.handle_create_acls,
     31: acls_admin.handle_delete_acls,
@@ -72,6 +77,8 @@ HANDLERS: dict[int, Handler] = {
     36: sasl.handle_sasl_authenticate,
     50: sasl.handle_describe_user_scram_credentials,
     51: sasl.handle_alter_user_scram_credentials,
+    65: transactions.handle_describe_transactions,
+    66: transactions.handle_list_transactions,
 }
 
 

@@ -119,6 +119,15 @@ def cli() -> None:
     help="Serve only /metrics and /health on the HTTP port, not the web console.",
 )
 @click.option(
+    "--transaction-max-timeout-ms",
+    type=click.IntRange(min=1),
+    default=900_000,
+    show_default=True,
+    envvar="RIEL_TRANSACTION_MAX_TIMEOUT_MS",
+    help="The longest transaction.timeout.ms a transactional producer may ask for "
+    "(transaction.max.timeout.ms); longer ones get INVALID_TRANSACTION_TIMEOUT.",
+)
+@click.option(
     "--log-cleaner-backoff-ms",
     type=click.IntRange(min=1),
     default=15_000,
@@ -298,6 +307,7 @@ def serve(
     no_http: bool,
     no_console: bool,
     log_cleaner_backoff_ms: int,
+    transaction_max_timeout_ms: int,
     group_initial_rebalance_delay_ms: int,
     group_min_session_timeout_ms: int,
     offsets_retention_minutes: int,
@@ -385,6 +395,7 @@ def serve(
         max_request_bytes=max_request_bytes,
         retention_check_interval_ms=retention_check_interval_ms,
         log_cleaner_backoff_ms=log_cleaner_backoff_ms,
+        transaction_max_timeout_ms=transaction_max_timeout_ms,
         http_enabled=not no_http,
         http_host=http_host,
         http_port=http_port,
@@ -724,7 +735,7 @@ def _load_heads(path: Path) -> dict[str, tuple[int, bytes]]:
 
 
 # Each command (group) lives in its own module; they are attached to ``cli`` here.
-from riel.cli import acl, bench, consume, group, produce, replay, topic, user  # noqa: E402
+from riel.cli import acl, bench, consume, group, produce, replay, topic, txn, user  # noqa: E402
 
 for _command in (
     topic.topic,
@@ -734,6 +745,7 @@ for _command in (
     group.group,
     user.user,
     acl.acl,
+    txn.txn,
     bench.bench,
 ):
     cli.add_command(_command)

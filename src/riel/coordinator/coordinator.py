@@ -226,6 +226,22 @@ class GroupCoordinator:
             self._forget_if_unused(group, now_ms)
         return errors
 
+    def validate_member(
+        self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int, now_ms: int
+    ) -> ErrorCode:
+        """TxnOffsetCommit's check (KIP-447): a member of a live group must be current; commits
+        without a generation, or for a group this coordinator does not know, are accepted."""
+        group = self.groups.get(group_id)
+        if group is None or generation_id < 0:
+            return ErrorCode.NONE
+        return group.validate_offset_commit(member_id, group_instance_id, generation_id, now_ms)
+
+    def commit_transactional(
+        self, group_id: str, offsets: dict[TopicPartition, CommittedOffset], now_ms: int
+    ) -> None:
+        """Store the offsets of a committed transaction (already validated when they were sent)."""
+        self.offsets.commit(group_id, offsets, now_ms)
+
     def fetch_offsets(
         self, group_id: str, partitions: Sequence[TopicPartition] | None
     ) -> list[tuple[TopicPartition, CommittedOffset | None]]:

@@ -193,6 +193,13 @@ class CoordinatorDriver:
         finally:
             self._after_call()
 
+    def validate_member(
+        self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
+    ) -> ErrorCode:
+        return self.coordinator.validate_member(
+            group_id, member_id, group_instance_id, generation_id, self._clock_ms()
+        )
+
     def fetch_offsets(
         self, group_id: str, partitions: Sequence[TopicPartition] | None
     ) -> list[tuple[TopicPartition, CommittedOffset | None]]:

@@ -17,16 +17,19 @@ from riel.broker.router import Router
 from riel.broker.sasl.handlers import credential_store
 from riel.broker.sasl.session import SaslSession, store_lookup
 from riel.broker.stats import BrokerStats
+from riel.broker.txn_driver import TransactionDriver
 from riel.clock import wall_clock_ms
 from riel.config import BrokerConfig, Listener
 from riel.coordinator.coordinator import GroupCoordinator
 from riel.coordinator.driver import CoordinatorDriver
+from riel.coordinator.transactions import TransactionCoordinator
 from riel.server.connection import KafkaConnection
 from riel.server.http import HttpServer
 from riel.server.limits import ConnectionLimits, raise_open_files_limit
 from riel.storage.log_manager import LogManager
 from riel.storage.offsets_store import OffsetsStore
 from riel.storage.producer_ids import ProducerIdAllocator
+from riel.storage.txn_state_log import TransactionStateLog
 
 log = logging.getLogger("riel")
 
@@ -60,6 +63,7 @@ class RielServer:
         self._stopped = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
         self._groups: CoordinatorDriver | None = None
+        self._transactions: TransactionDriver | None = None
 
     def _high_watermark(self, topic: str, partition: int) -> int | None:
         plog = self.log_manager.partition(topic, partition)
@@ -80,6 +84,18 @@ class RielServer:
             producer_ids=ProducerIdAllocator(self.config.data_dir / "producer-ids"),
             groups=self._groups,
         )
+        coordinator = self._groups.coordinator
+        transactions = TransactionCoordinator(
+            TransactionStateLog(self.config.data_dir),
+            ctx.producer_ids.allocate,
+            coordinator.commit_transactional,
+            self.config.transaction_max_timeout_ms,
+        )
+        self._transactions = TransactionDriver(
+            transactions, self.log_manager, ctx.group_commit, ctx.notify_appended, wall_clock_ms
+        )
+        await self._transactions.start()  # finishes what a crash left half-ended, before serving
+        ctx.transactions = self._transactions
         quotas = ClientQuotas(self.config.limits)
         ctx.quotas = quotas if quotas.enabled else None
         self.ctx = ctx
@@ -160,6 +176,8 @@ class RielServer:
         for server in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 5)
+        if self._transactions is not None:
+            await self._transactions.stop()
         if self._groups is not None:
             await self._groups.stop()
         self.log_manager.close()

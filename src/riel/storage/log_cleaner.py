@@ -23,8 +23,12 @@ Kafka's algorithm, simplified where a single-node log allows it:
    step is idempotent). Offset and time indexes of a cleaned segment are rebuilt on first use.
 
 Memory: the offset map holds every distinct key of the planned segments (Kafka bounds it with
-``log.cleaner.dedupe.buffer.size`` and cleans in several passes; Riel does one pass). Transactions do
-not exist yet, so control batches are kept as they are.
+``log.cleaner.dedupe.buffer.size`` and cleans in several passes; Riel does one pass).
+
+Transactions: control batches (markers) are kept as they are, and a cleaned segment takes over the
+aborted-transaction indexes of the segments it replaces, so read_committed consumers still skip
+aborted records. Unlike Kafka, records of aborted transactions are not removed and take part in the
+latest-per-key choice like any other (a known limit).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from riel.records.fast_records import decode_records
 from riel.records.record_codec import record_spans
 from riel.storage.atomic_file import fsync_dir, write_all, write_file_atomically
 from riel.storage.hash_chain import CHAIN_SUFFIX, chain_hash, write_compacted_chain
+from riel.storage.txn_index import TXN_INDEX_SUFFIX, merge_txn_indexes
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +357,11 @@ def discard_cleaned(directory: Path) -> None:
 
 def _swap_group(directory: Path, base: int, replaces: list[int]) -> None:
     """Put one group's cleaned files in place of the segments it replaces; safe to repeat."""
+    # The cleaned segment keeps the aborted transactions of all it replaces (markers are kept too).
+    merge_txn_indexes(
+        directory / _name(base, TXN_INDEX_SUFFIX),
+        [directory / _name(old, TXN_INDEX_SUFFIX) for old in replaces],
+    )
     for old in replaces:
         if old == base:
             continue

@@ -23,6 +23,7 @@ from riel.records.batch_header import (
     MIN_BATCH_LENGTH,
     BatchHeader,
 )
+from riel.records.control import NOT_A_MARKER, marker_type
 
 INT32_MAX: Final = 2**31 - 1
 
@@ -131,17 +132,21 @@ def _walk(
         view.release()
 
 
-def producer_batch_headers(path: Path, start_position: int, end_position: int) -> list[BatchHeader]:
-    """Headers of the batches written by idempotent producers (producer id >= 0) between two batch
-    boundaries of an already validated segment file, for rebuilding producer state."""
+def producer_batches(path: Path, start_position: int, end_position: int) -> list[tuple[BatchHeader, int]]:
+    """The batches written by idempotent or transactional producers (producer id >= 0) between two
+    batch boundaries of an already validated segment file, for rebuilding producer state: each
+    header with its marker type (COMMIT/ABORT for a transaction marker, NOT_A_MARKER otherwise)."""
     if end_position <= start_position:
         return []
-    headers: list[BatchHeader] = []
+    batches: list[tuple[BatchHeader, int]] = []
     with open(path, "rb") as file, mmap.mmap(file.fileno(), end_position, access=mmap.ACCESS_READ) as mapped:
         pos = start_position
         while pos + BATCH_HEADER_SIZE <= end_position:
             fields = HEADER_STRUCT.unpack_from(mapped, pos)
+            size = fields[1] + LOG_OVERHEAD
             if fields[9] >= 0:
-                headers.append(BatchHeader(*fields))
-            pos += fields[1] + LOG_OVERHEAD
-    return headers
+                header = BatchHeader(*fields)
+                kind = marker_type(mapped, pos, pos + size) if header.is_control else NOT_A_MARKER
+                batches.append((header, kind))
+            pos += size
+    return batches

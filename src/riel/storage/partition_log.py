@@ -6,6 +6,7 @@ Directory layout (``<data_dir>/topics/<topic>-<partition>/``)::
     00000000000000000000.index      sparse offset index (rebuildable cache)
     00000000000000000000.timeindex  sparse time index (rebuildable cache)
     00000000000000000000.chain      hash chain of the segment's batches (see hash_chain.py)
+    00000000000000000000.txnindex   transactions aborted by a marker in the segment (txn_index.py)
     00000000000000004096.log ...    next segment, named by its base offset
     00000000000000004096.snapshot   producer state as of offset 4096 (written at roll and clean close)
     checkpoint.json                 {"recovery_point": N, "log_start_offset": M} (atomic)
@@ -22,6 +23,11 @@ Hash chain: every append chains its batches (one SHA-256 per batch over the byte
 pwrite); sealed segments' chains are fsync'ed with them; on open the active segment's chain is
 reconciled with the recovered log (entries past its end dropped and recorded, missing ones hashed from
 the file), and segments without a chain file get one built.
+
+Transactions: the producer state knows each producer's open transaction; the last stable offset
+(LSO) is the first offset of the oldest open one (or the high watermark). ``append_marker`` writes the
+COMMIT/ABORT control batch that closes a producer's transaction; an ABORT adds an entry to the
+segment's aborted-transaction index, which read_committed fetches return with their data.
 
 Not thread-safe: the broker calls everything from its single event-loop thread.
 """
@@ -46,9 +52,11 @@ from riel.records.batch_header import (
     TIMESTAMP_TYPE_MASK,
     BatchHeader,
     patch_base_offset,
+    read_header,
     set_log_append_time,
     validate_batches,
 )
+from riel.records.control import ABORT, COMMIT, NOT_A_MARKER, marker_batch
 from riel.records.errors import InvalidRecordError
 from riel.storage.atomic_file import TMP_SUFFIX, fsync_dir, write_file_atomically
 from riel.storage.file_reaper import DELETED_SUFFIX, unlink_later
@@ -75,7 +83,7 @@ from riel.storage.log_cleaner import (
     run_clean,
 )
 from riel.storage.log_config import LogConfig
-from riel.storage.log_scan import INT32_MAX, producer_batch_headers
+from riel.storage.log_scan import INT32_MAX, producer_batches
 from riel.storage.producer_state import (
     ProducerStateManager,
     load_latest_snapshot,
@@ -84,6 +92,14 @@ from riel.storage.producer_state import (
 )
 from riel.storage.record_policy import check_record_policies
 from riel.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, segment_file_name
+from riel.storage.txn_index import (
+    TXN_INDEX_SUFFIX,
+    AbortedTxn,
+    append_txn_index,
+    fsync_txn_index,
+    read_txn_index,
+    write_txn_index,
+)
 
 __all__ = ["AppendResult", "FileSlice", "PartitionLog"]
 
@@ -146,6 +162,8 @@ class PartitionLog:
         self._durable_size = 0
         self._persisted_checkpoint: tuple[int, int] | None = None
         self._producers = ProducerStateManager()
+        # Segment base offset -> the transactions aborted by a marker in that segment (its .txnindex).
+        self._aborted: dict[int, list[AbortedTxn]] = {}
         self._unflushed_messages = 0
         self._first_unflushed_ms: int | None = None
         self._failure: str | None = None
@@ -172,6 +190,14 @@ class PartitionLog:
     @property
     def log_end_offset(self) -> int:
         return self._active_segment.next_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the first offset of the oldest open transaction, or
+        the high watermark when none is open (or it starts above it)."""
+        first = self._producers.first_unstable_offset()
+        high_watermark = self.high_watermark
+        return high_watermark if first is None else min(first, high_watermark)
 
     @property
     def offline(self) -> bool:
@@ -439,12 +465,18 @@ class PartitionLog:
         segment.chain = writer
 
     def _load_producer_state(self) -> None:
-        """Newest snapshot at or below the log end, plus a replay of the batch headers after it."""
+        """Newest snapshot at or below the log end, plus a replay of the batch headers after it. The
+        aborted-transaction indexes are rebuilt for the replayed range (entries before it are kept)."""
         found = load_latest_snapshot(self.directory, self.log_end_offset)
         if found is None:
             start, state = self._segments[0].base_offset, ProducerStateManager()
         else:
             start, state = found
+        aborted: dict[int, list[AbortedTxn]] = {}
+        for segment in self._segments:
+            kept = [e for e in read_txn_index(segment.txn_index_path) if e.last_offset < start]
+            if kept:
+                aborted[segment.base_offset] = kept
         replayed = False
         for segment in self._segments:
             if segment.next_offset <= start or segment.size == 0:
@@ -453,11 +485,19 @@ class PartitionLog:
             if start > segment.base_offset:
                 located = segment.find_batch(start)
                 position = located[0] if located is not None else segment.size
-            for header in producer_batch_headers(segment.log_path, position, segment.size):
-                state.update(header)
+            for header, kind in producer_batches(segment.log_path, position, segment.size):
+                first = state.update(header)
                 replayed = True
+                if first is not None and kind == ABORT:
+                    entry = _aborted_entry(state, header, first)
+                    aborted.setdefault(segment.base_offset, []).append(entry)
         state.changed = replayed or found is None
         self._producers = state
+        for segment in self._segments:
+            entries = aborted.get(segment.base_offset, [])
+            if entries != read_txn_index(segment.txn_index_path):
+                write_txn_index(segment.txn_index_path, entries)
+        self._aborted = aborted
 
     # ----------------------------------------------------------------------------------------------
     # Appending
@@ -478,11 +518,53 @@ class PartitionLog:
             raise StorageError(f"log {self.directory} is offline: {self._failure or 'closed'}")
         config = self._config
         headers = validate_batches(batches, config.max_message_bytes)
+        for header in headers:  # (control batches were refused by validate_batches)
+            if header.is_transactional and header.producer_id < 0:
+                raise KafkaApiError(ErrorCode.INVALID_RECORD, "a transactional batch needs a producer id")
         if config.needs_record_checks:  # compacted topic, or CreateTime bounds: look inside the records
             check_record_policies(batches, headers, config, now_ms)
         duplicate = self._producers.check(headers)
         if duplicate is not None:
             return AppendResult(duplicate.base_offset, duplicate.last_offset, -1, self._log_start, True)
+        return self._store(batches, headers, now_ms, defer_flush)
+
+    def append_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        now_ms: int,
+        *,
+        defer_flush: bool = False,
+    ) -> AppendResult:
+        """Write the COMMIT or ABORT marker that ends ``producer_id``'s transaction in this partition
+        (also when it wrote nothing here: the marker then only closes nothing, as in Kafka). An ABORT
+        that closes an open transaction is recorded in the aborted-transaction index.
+        ``defer_flush`` as for ``append``. Raises ``KafkaApiError(INVALID_PRODUCER_EPOCH)`` for an
+        epoch older than the producer's, ``StorageError`` for disk failures."""
+        if self._failure is not None or self._closed:
+            raise StorageError(f"log {self.directory} is offline: {self._failure or 'closed'}")
+        entry = self._producers.producers.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            raise KafkaApiError(
+                ErrorCode.INVALID_PRODUCER_EPOCH,
+                f"marker epoch {producer_epoch} is older than producer {producer_id}'s epoch {entry.epoch}",
+            )
+        batch = bytearray(marker_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms))
+        marker = COMMIT if commit else ABORT
+        return self._store(batch, [read_header(batch)], now_ms, defer_flush, marker=marker)
+
+    def _store(
+        self,
+        batches: bytearray | memoryview,
+        headers: list[BatchHeader],
+        now_ms: int,
+        defer_flush: bool,
+        marker: int = NOT_A_MARKER,
+    ) -> AppendResult:
+        """Assign offsets to validated batches, write them and update the producer state."""
+        config = self._config
         segment = self._active_segment
         base_offset = offset = segment.next_offset
         log_append_time = config.log_append_time
@@ -513,7 +595,9 @@ class PartitionLog:
         producers = self._producers
         for header in headers:
             if header.producer_id >= 0:
-                producers.update(header)
+                first = producers.update(header)
+                if first is not None and marker == ABORT:
+                    self._record_abort(segment, _aborted_entry(producers, header, first))
         if self._flush_always:
             if not defer_flush:
                 self.flush()
@@ -526,6 +610,26 @@ class PartitionLog:
             ):
                 self.flush()
         return AppendResult(base_offset, last_offset, now_ms if log_append_time else -1, self._log_start)
+
+    def _record_abort(self, segment: LogSegment, entry: AbortedTxn) -> None:
+        self._aborted.setdefault(segment.base_offset, []).append(entry)
+        try:
+            append_txn_index(segment.txn_index_path, entry)
+        except OSError as exc:  # derived data: the next open rebuilds it from the log
+            log.error("%s: writing the aborted-transaction index failed: %s", self.directory, exc)
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """The aborted transactions a read_committed fetch of [fetch_offset, upper_bound) must report:
+        those whose marker is at or after ``fetch_offset`` and whose first offset is below the bound."""
+        if not self._aborted:
+            return []
+        found: list[AbortedTxn] = []
+        start = max(bisect.bisect_right(self._bases, fetch_offset) - 1, 0)
+        for base in self._bases[start:]:
+            for entry in self._aborted.get(base, ()):
+                if entry.last_offset >= fetch_offset and entry.first_offset < upper_bound:
+                    found.append(entry)
+        return found
 
     def _should_roll(
         self, segment: LogSegment, size: int, max_timestamp: int, last_offset: int, now_ms: int
@@ -551,6 +655,7 @@ class PartitionLog:
             assert old.chain is not None
             anchor = old.chain.last_hash
             old.seal()
+            fsync_txn_index(old.txn_index_path)
         except OSError as exc:
             self._failure = f"fsync failed while rolling: {exc}"
             raise StorageError(self._failure) from exc
@@ -653,13 +758,15 @@ class PartitionLog:
         return None if found is None else found[0]
 
     def read_with_next_offset(
-        self, offset: int, max_bytes: int, *, min_one: bool = True
+        self, offset: int, max_bytes: int, *, min_one: bool = True, end: int | None = None
     ) -> tuple[FileSlice, int] | None:
         """``read``, plus the offset that follows the returned batches (their last offset + 1, or the
         next batch's base offset across a compaction gap): Fetch counts the messages it serves from it
-        without reading the records (at most one small pread more than ``read`` needs)."""
+        without reading the records (at most one small pread more than ``read`` needs). ``end``
+        (the LSO, for read_committed) stops the read before that offset, which starts a batch."""
+        stop_at = end
         end = self._active_segment.next_offset
-        visible = self.high_watermark
+        visible = self.high_watermark if stop_at is None else min(stop_at, self.high_watermark)
         if visible <= offset <= end and offset >= self._log_start:
             return None  # nothing visible yet at this offset (under ``always``: not yet fsync'ed)
         if offset < self._log_start or offset > end:
@@ -681,6 +788,10 @@ class PartitionLog:
             segment = segments[i]
         position, first_size = found
         limit = position + max_bytes
+        if stop_at is not None and visible < segment.next_offset:  # the LSO falls inside this segment
+            bound = segment.find_batch(visible)
+            if bound is not None:
+                limit = min(limit, bound[0])
         if self._flush_always and segment is self._active_segment:
             if position + first_size > self._durable_size:
                 return None  # never serve bytes that are not yet fsync'ed
@@ -819,7 +930,7 @@ class PartitionLog:
         retired: list[Path] = []
         for _ in range(count):
             retired += self._segments.pop(0).retire()  # renamed now, unlinked off this thread
-            self._bases.pop(0)
+            self._aborted.pop(self._bases.pop(0), None)
         if self._segments[0].base_offset > self._log_start:
             self._log_start = self._segments[0].base_offset
         self.checkpoint()
@@ -951,6 +1062,9 @@ class PartitionLog:
                 )
             ]
             self._bases[first : first + len(group.replaces)] = [group.base]
+            merged = [e for base in group.replaces for e in self._aborted.pop(base, [])]  # as _swap_group did
+            if merged:
+                self._aborted[group.base] = merged
             removed += group.records_before - group.records_kept
             record_compaction(
                 directory,
@@ -987,6 +1101,7 @@ class PartitionLog:
             if clean and self._failure is None:
                 self.flush()
                 self._active_segment.seal()
+                fsync_txn_index(self._active_segment.txn_index_path)
                 end = self.log_end_offset
                 offsets = snapshot_offsets(self.directory)
                 if self._producers.changed or not offsets or offsets[-1] != end:
@@ -1000,6 +1115,13 @@ class PartitionLog:
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.directory}, start={self._log_start}, end={self.log_end_offset})"
+
+
+def _aborted_entry(state: ProducerStateManager, marker: BatchHeader, first_offset: int) -> AbortedTxn:
+    """The index entry of the transaction an ABORT marker just closed (LSO as Kafka records it)."""
+    first_unstable = state.first_unstable_offset()
+    stable = marker.base_offset + 1 if first_unstable is None else first_unstable
+    return AbortedTxn(marker.producer_id, first_offset, marker.base_offset, stable)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1016,7 +1138,7 @@ def _read_checkpoint(directory: Path) -> tuple[int, int] | None:
 
 
 def _delete_segment_files(directory: Path, base_offset: int) -> None:
-    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, CHAIN_SUFFIX):
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, CHAIN_SUFFIX, TXN_INDEX_SUFFIX):
         with contextlib.suppress(FileNotFoundError):
             (directory / segment_file_name(base_offset, suffix)).unlink()
 
@@ -1041,7 +1163,7 @@ def _remove_leftovers_and_list_segments(directory: Path) -> list[int]:
             continue
         if "." + suffix == LOG_SUFFIX:
             bases.append(int(stem))
-        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, CHAIN_SUFFIX):
+        elif "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, CHAIN_SUFFIX, TXN_INDEX_SUFFIX):
             index_files.append((int(stem), Path(entry.path)))
     known = set(bases)
     for base, path in index_files:

@@ -14,6 +14,10 @@ producer id (``producer_id == -1`` is a plain batch and skips all of this):
   batches were removed by retention or DeleteRecords (it answers UNKNOWN_PRODUCER_ID only in narrow
   transactional cases); a fresh producer starts at 0 anyway.
 
+Transactions: a transactional batch of a producer with no transaction open in this partition opens
+one at its base offset; a marker (control batch) closes it. The first offsets of the open
+transactions give the last stable offset (LSO): read_committed consumers read only below it.
+
 Durability: a snapshot file ``<offset>.snapshot`` holds the state of every batch below ``offset``; it
 is written when a segment rolls and on clean close, and recovery replays the batch headers from the
 newest usable snapshot to the end of the log. Snapshots are binary with a CRC-32C so a damaged one is
@@ -40,10 +44,12 @@ SNAPSHOT_SUFFIX: Final = ".snapshot"
 SNAPSHOTS_KEPT: Final = 2
 _INT32_MAX: Final = 2**31 - 1
 
-_MAGIC: Final = b"RPS1"
+_MAGIC_V1: Final = b"RPS1"  # before transactions: no open-transaction offset
+_MAGIC: Final = b"RPS2"
 _PREFIX: Final = struct.Struct(">4sI")  # magic, CRC-32C of everything after the prefix
 _COUNT: Final = struct.Struct(">i")
-_PRODUCER: Final = struct.Struct(">qhqb")  # producer id, epoch, last timestamp, number of batches
+_PRODUCER_V1: Final = struct.Struct(">qhqb")  # producer id, epoch, last timestamp, number of batches
+_PRODUCER: Final = struct.Struct(">qhqqb")  # ... and the first offset of its open transaction (-1)
 _BATCH: Final = struct.Struct(">iiqqq")  # first seq, last seq, base offset, last offset, max timestamp
 
 
@@ -63,6 +69,7 @@ class ProducerEntry:
     epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=BATCHES_PER_PRODUCER))
     last_timestamp: int = -1
+    txn_first_offset: int = -1  # where its open transaction in this partition starts; -1: none
 
     @property
     def last_sequence(self) -> int:
@@ -82,11 +89,17 @@ def in_sequence(last_sequence: int, next_sequence: int) -> bool:
 class ProducerStateManager:
     """In-memory producer state of one partition. Not thread-safe (one event-loop thread)."""
 
-    __slots__ = ("changed", "producers")
+    __slots__ = ("changed", "open_transactions", "producers")
 
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        # producer id -> first offset of its open transaction here: small, read on every fetch.
+        self.open_transactions: dict[int, int] = {}
         self.changed = False  # since the last snapshot
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest open transaction, None when none is open."""
+        return min(self.open_transactions.values()) if self.open_transactions else None
 
     def check(self, headers: list[BatchHeader]) -> BatchMetadata | None:
         """Validate the producer batches of one append, before anything is written.
@@ -134,11 +147,14 @@ class ProducerStateManager:
             pending[producer_id] = (epoch, header.last_sequence)
         return None
 
-    def update(self, header: BatchHeader) -> None:
-        """Record a stored batch (offsets assigned); also used to replay the log after a snapshot."""
-        entry = self.producers.get(header.producer_id)
+    def update(self, header: BatchHeader) -> int | None:
+        """Record a stored batch (offsets assigned); also used to replay the log after a snapshot.
+        For a marker (control batch) that closes an open transaction, returns the transaction's first
+        offset; otherwise None."""
+        producer_id = header.producer_id
+        entry = self.producers.get(producer_id)
         if entry is None:
-            entry = self.producers[header.producer_id] = ProducerEntry(header.producer_epoch)
+            entry = self.producers[producer_id] = ProducerEntry(header.producer_epoch)
         elif header.producer_epoch != entry.epoch:
             entry.epoch = header.producer_epoch
             entry.batches.clear()
@@ -146,7 +162,15 @@ class ProducerStateManager:
             entry.last_timestamp = header.max_timestamp
         self.changed = True
         if header.is_control:  # transaction markers carry no sequence of their own
-            return
+            first = entry.txn_first_offset
+            if first < 0:
+                return None
+            entry.txn_first_offset = -1
+            self.open_transactions.pop(producer_id, None)
+            return first
+        if header.is_transactional and entry.txn_first_offset < 0:
+            entry.txn_first_offset = header.base_offset
+            self.open_transactions[producer_id] = header.base_offset
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,
@@ -156,6 +180,7 @@ class ProducerStateManager:
                 header.max_timestamp,
             )
         )
+        return None
 
     # ----------------------------------------------------------------------------------------------
     # Snapshots
@@ -163,7 +188,9 @@ class ProducerStateManager:
     def to_bytes(self) -> bytes:
         body = bytearray(_COUNT.pack(len(self.producers)))
         for producer_id, entry in self.producers.items():
-            body += _PRODUCER.pack(producer_id, entry.epoch, entry.last_timestamp, len(entry.batches))
+            body += _PRODUCER.pack(
+                producer_id, entry.epoch, entry.last_timestamp, entry.txn_first_offset, len(entry.batches)
+            )
             for batch in entry.batches:
                 body += _BATCH.pack(
                     batch.first_sequence,
@@ -181,16 +208,23 @@ class ProducerStateManager:
             raise ValueError("snapshot too short")
         magic, crc = _PREFIX.unpack_from(data, 0)
         body = memoryview(data)[_PREFIX.size :]
-        if magic != _MAGIC or crc32c.crc32c(body) != crc:
+        if magic not in (_MAGIC, _MAGIC_V1) or crc32c.crc32c(body) != crc:
             raise ValueError("snapshot magic or CRC mismatch")
         state = cls()
         try:
             (count,) = _COUNT.unpack_from(body, 0)
             pos = _COUNT.size
             for _ in range(count):
-                producer_id, epoch, last_timestamp, n = _PRODUCER.unpack_from(body, pos)
-                pos += _PRODUCER.size
-                entry = ProducerEntry(epoch, last_timestamp=last_timestamp)
+                if magic == _MAGIC:
+                    producer_id, epoch, last_timestamp, txn_first, n = _PRODUCER.unpack_from(body, pos)
+                    pos += _PRODUCER.size
+                else:
+                    producer_id, epoch, last_timestamp, n = _PRODUCER_V1.unpack_from(body, pos)
+                    pos += _PRODUCER_V1.size
+                    txn_first = -1
+                entry = ProducerEntry(epoch, last_timestamp=last_timestamp, txn_first_offset=txn_first)
+                if txn_first >= 0:
+                    state.open_transactions[producer_id] = txn_first
                 for _ in range(n):
                     entry.batches.append(BatchMetadata(*_BATCH.unpack_from(body, pos)))
                     pos += _BATCH.size

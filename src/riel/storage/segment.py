@@ -31,6 +31,7 @@ from riel.storage.hash_chain import CHAIN_SUFFIX, ChainWriter
 from riel.storage.log_scan import SegmentScan, scan_segment
 from riel.storage.offset_index import OffsetIndex
 from riel.storage.time_index import TimeIndex
+from riel.storage.txn_index import TXN_INDEX_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class LogSegment:
         "offset_of_max_timestamp",
         "size",
         "time_index_path",
+        "txn_index_path",
     )
 
     def __init__(
@@ -91,6 +93,8 @@ class LogSegment:
         self.index_path = directory / segment_file_name(base_offset, INDEX_SUFFIX)
         self.time_index_path = directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX)
         self.chain_path = directory / segment_file_name(base_offset, CHAIN_SUFFIX)
+        # Aborted transactions whose marker is in this segment (kept by PartitionLog, see txn_index.py).
+        self.txn_index_path = directory / segment_file_name(base_offset, TXN_INDEX_SUFFIX)
         self.chain: ChainWriter | None = None  # the active segment's; None for sealed ones
         self.size = size
         self.next_offset = next_offset
@@ -513,19 +517,19 @@ class LogSegment:
             os.close(fd)
 
     def delete(self) -> None:
-        """Close and unlink the four files. Readers holding a FileSlice keep their own descriptor."""
+        """Close and unlink the segment's files. Readers holding a FileSlice keep their own descriptor."""
         self.close()
         for path in self.files():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
     def retire(self) -> list[Path]:
-        """Close and rename the four files to ``*.deleted`` for ``file_reaper.unlink_later``."""
+        """Close and rename the segment's files to ``*.deleted`` for ``file_reaper.unlink_later``."""
         self.close()
         return retire(self.files())
 
     def files(self) -> tuple[Path, ...]:
-        return (self.log_path, self.index_path, self.time_index_path, self.chain_path)
+        return (self.log_path, self.index_path, self.time_index_path, self.chain_path, self.txn_index_path)
 
     def __repr__(self) -> str:
         return f"LogSegment(base={self.base_offset}, next={self.next_offset}, size={self.size})"

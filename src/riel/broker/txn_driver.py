@@ -1,0 +1,109 @@
+"""The transaction driver: the async face of the transaction coordinator.
+
+Riel is its own transaction coordinator and the leader of every partition, so ending a transaction
+needs no WriteTxnMarkers round trip: ``carry_out`` appends the marker to each partition, waits until
+all of them are fsync'ed (whatever the flush policy: a marker lost in a crash after the coordinator
+recorded the outcome would leave its partition's LSO stuck), and then lets the coordinator record
+the transaction complete. A timer task aborts transactions that outlive their timeout and retries
+completions a disk error interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from riel.broker.durability import GroupCommit
+from riel.coordinator.transactions import Completion, TransactionCoordinator
+from riel.errors import KafkaApiError, StorageError
+from riel.storage.log_manager import LogManager
+
+log = logging.getLogger(__name__)
+
+RETRY_MS = 1000  # how soon a completion that failed (a disk error) is tried again
+
+
+class TransactionDriver:
+    """The async face of the transaction coordinator: carries out completions, runs the timeouts."""
+
+    def __init__(
+        self,
+        coordinator: TransactionCoordinator,
+        log_manager: LogManager,
+        group_commit: GroupCommit,
+        notify_appended: Callable[[], None],
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self.coordinator = coordinator
+        self._log = log_manager
+        self._group_commit = group_commit
+        self._notify = notify_appended
+        self._clock_ms = clock_ms
+        self._unfinished: list[Completion] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        for completion in self.coordinator.recover():  # decided before a crash: finish them first
+            log.warning(
+                "completing transaction %r (%s) left half-ended by a crash",
+                completion.transactional_id,
+                "commit" if completion.commit else "abort",
+            )
+            await self.carry_out(completion)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.coordinator.close()
+
+    def poke(self) -> None:
+        """A transaction started: its timeout may be the next deadline."""
+        self._wake.set()
+
+    async def carry_out(self, completion: Completion) -> bool:
+        """Write the markers, make them durable, record the outcome. False if the disk failed (the
+        completion is then retried from the timer until it succeeds)."""
+        now = self._clock_ms()
+        try:
+            for topic, partition in completion.partitions:
+                plog = self._log.partition(topic, partition)
+                if plog is None:  # deleted meanwhile: nothing left to mark
+                    continue
+                result = plog.append_marker(
+                    completion.producer_id,
+                    completion.producer_epoch,
+                    completion.commit,
+                    0,
+                    now,
+                    defer_flush=True,
+                )
+                await self._group_commit.wait_durable(plog, result.last_offset)
+            self.coordinator.complete(completion, self._clock_ms())
+        except (StorageError, KafkaApiError) as exc:
+            log.error("ending transaction %r failed, will retry: %s", completion.transactional_id, exc)
+            if completion not in self._unfinished:
+                self._unfinished.append(completion)
+            return False
+        finally:
+            self._notify()
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            now = self._clock_ms()
+            for completion in self.coordinator.expired(now):
+                await self.carry_out(completion)
+            retry, self._unfinished = self._unfinished, []
+            for completion in retry:
+                await self.carry_out(completion)
+            deadline = self.coordinator.next_timeout_ms()
+            wait_ms = RETRY_MS if self._unfinished or deadline is None else max(deadline - now, 0) + 1
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(wait_ms, 60_000) / 1000)
