@@ -123,11 +123,34 @@ def test_init_with_a_known_producer_id_and_epoch_kip_360(tmp_path: Path) -> None
     pid, epoch = init(txn)
     bumped = txn.init_producer_id("t", 10_000, pid, epoch, T0)
     assert (bumped.error, bumped.producer_epoch) == (ErrorCode.NONE, epoch + 1)
-    # The previous epoch is still recognised (a retry after the response was lost) ...
-    assert txn.init_producer_id("t", 10_000, pid, epoch, T0).producer_epoch == epoch + 2
-    # ... but anything older, or another producer id, is fenced.
+    # A retry of that call (its response was lost) gets the same epoch, without a second bump ...
+    assert txn.init_producer_id("t", 10_000, pid, epoch, T0).producer_epoch == epoch + 1
+    # ... naming the current epoch bumps again; anything older, or another producer id, is fenced.
+    assert txn.init_producer_id("t", 10_000, pid, epoch + 1, T0).producer_epoch == epoch + 2
     assert txn.init_producer_id("t", 10_000, pid, epoch, T0).error is ErrorCode.PRODUCER_FENCED
     assert txn.init_producer_id("t", 10_000, pid + 1, epoch + 2, T0).error is ErrorCode.PRODUCER_FENCED
+
+
+def test_a_fenced_zombie_cannot_claim_the_new_epoch(tmp_path: Path) -> None:
+    """A new instance (no producer id given) takes over; the old one's KIP-360 bump with its old epoch
+    is refused, so it cannot fence the new instance in turn."""
+    txn = coordinator(tmp_path)
+    pid, old = init(txn)
+    assert init(txn) == (pid, old + 1)
+    assert txn.init_producer_id("t", 10_000, pid, old, T0).error is ErrorCode.PRODUCER_FENCED
+    assert txn.transactions["t"].producer_epoch == old + 1
+
+
+def test_after_a_timeout_abort_the_producer_claims_the_bumped_epoch_kip_588(tmp_path: Path) -> None:
+    txn = coordinator(tmp_path)
+    pid, epoch = init(txn, timeout=1_000)
+    txn.add_partitions("t", pid, epoch, [("a", 0)], T0)
+    (completion,) = txn.expired(T0 + 1_000)
+    txn.complete(completion, T0 + 1_000)
+    assert txn.end_transaction("t", pid, epoch, True, T0 + 1_001) is ErrorCode.PRODUCER_FENCED
+    claimed = txn.init_producer_id("t", 1_000, pid, epoch, T0 + 1_002)
+    assert (claimed.error, claimed.producer_id, claimed.producer_epoch) == (ErrorCode.NONE, pid, epoch + 1)
+    assert txn.add_partitions("t", pid, epoch + 1, [("a", 0)], T0 + 1_003) is ErrorCode.NONE
 
 
 def test_an_exhausted_epoch_gets_a_new_producer_id(tmp_path: Path) -> None:

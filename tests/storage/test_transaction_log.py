@@ -148,28 +148,44 @@ def test_retention_takes_the_index_with_its_segment(tmp_path: Path) -> None:
     plog.close()
 
 
-def test_compaction_keeps_markers_and_the_aborted_index(tmp_path: Path) -> None:
+def test_compaction_drops_aborted_records_and_keeps_markers_and_the_index(tmp_path: Path) -> None:
     directory = tmp_path / "p"
     plog = open_log(directory, segment_bytes=250, cleanup_policy="compact")
-    plog.append(txn_batch(A, 0, key=b"k"), NOW_MS)  # 0-1, aborted
-    plog.append_marker(A, 0, False, 0, NOW_MS)  # 2
-    plog.append(txn_batch(B, 0, key=b"j"), NOW_MS)  # 3-4, committed
-    plog.append_marker(B, 0, True, 0, NOW_MS)  # 5
+    plog.append(bytearray(encode_batch([Record(0, NOW_MS, b"k", b"committed")])), NOW_MS)  # 0
+    plog.append(txn_batch(A, 0, key=b"k"), NOW_MS)  # 1-2: aborted, must not shadow offset 0
+    plog.append_marker(A, 0, False, 0, NOW_MS)  # 3
+    plog.append(txn_batch(B, 0, key=b"j"), NOW_MS)  # 4-5: committed
+    plog.append_marker(B, 0, True, 0, NOW_MS)  # 6
     for i in range(6):
         plog.append(bytearray(encode_batch([Record(0, NOW_MS, b"z", b"z" * 60 + bytes([i]))])), NOW_MS)
     before = plog.aborted_transactions(0, 100)
-    assert before == [AbortedTxn(A, 0, 2, 3)]
+    assert before == [AbortedTxn(A, 1, 3, 4)]
     assert plog.compact(NOW_MS) is not None
     assert plog.aborted_transactions(0, 100) == before
-    control = [h for h, _ in decode_batches(b"".join(_raw(plog)))]
-    assert [h.base_offset for h in control if h.is_control] == [2, 5]
+    batches = decode_batches(b"".join(_raw(plog)))
+    assert [h.base_offset for h, _ in batches if h.is_control] == [3, 6]
+    kept = {r.offset: r.value for h, records in batches if not h.is_control for r in records}
+    assert kept[0] == b"committed" and 1 not in kept and 2 not in kept  # the aborted records are gone
+    assert kept[5] == b"7002-1"  # the committed transaction's latest value of key j
     plog.close()
-    assert (
-        open_log(
-            directory, segment_bytes=250, cleanup_policy="compact", clean_shutdown=True
-        ).aborted_transactions(0, 100)
-        == before
-    )
+    reopened = open_log(directory, segment_bytes=250, cleanup_policy="compact", clean_shutdown=True)
+    assert reopened.aborted_transactions(0, 100) == before
+    reopened.close()
+
+
+def test_compaction_stops_at_the_last_stable_offset(tmp_path: Path) -> None:
+    plog = open_log(tmp_path / "p", segment_bytes=250, cleanup_policy="compact")
+    plog.append(bytearray(encode_batch([Record(0, NOW_MS, b"k", b"old")])), NOW_MS)  # 0
+    plog.append(txn_batch(A, 0, key=b"k"), NOW_MS)  # 1-2: still open
+    for i in range(8):
+        plog.append(bytearray(encode_batch([Record(0, NOW_MS, b"k", b"k" * 60 + bytes([i]))])), NOW_MS)
+    assert plog.last_stable_offset == 1 and len(plog.segment_base_offsets()) > 2
+    plan = plog.plan_clean(NOW_MS, force=True)
+    assert plan is None or all(g.end_offset <= 1 for g in plan.groups)  # nothing undecided is judged
+    plog.append_marker(A, 0, True, 0, NOW_MS)
+    plan = plog.plan_clean(NOW_MS, force=True)
+    assert plan is not None and plan.groups[-1].end_offset > 1
+    plog.close()
 
 
 def _raw(plog: PartitionLog) -> list[bytes]:

@@ -15,10 +15,14 @@ the transaction's offset commits and persists Complete{Commit,Abort}. At start-u
 back the completions of transactions a crash left in a Prepare state; Ongoing ones run on until they
 time out, and are then aborted like any other.
 
-Fencing: every InitProducerId bumps the producer epoch (a new producer id once the epoch would pass
-32766), so requests of an older instance get PRODUCER_FENCED (INVALID_PRODUCER_EPOCH for old request
-versions, mapped by the handlers). A transaction that times out is aborted with a bumped epoch too
-(KIP-360), so its producer cannot go on writing into it.
+Fencing: every InitProducerId of a new instance bumps the producer epoch (a new producer id once the
+epoch would pass 32766) and forgets the previous one, so requests of an older instance get
+PRODUCER_FENCED (INVALID_PRODUCER_EPOCH for old request versions, mapped by the handlers), and so does
+its InitProducerId with its old epoch. A producer that names the *current* epoch (KIP-360, after an
+abortable error) gets the next one and the previous is remembered, so a retry of that call gets the
+same answer. A transaction that times out is aborted with a bumped epoch that its producer may claim
+with InitProducerId (KIP-588): it cannot go on writing into the aborted transaction, but it need not
+be recreated.
 
 Synchronous and single-threaded; time is passed in. Handlers call it from the event loop.
 """
@@ -59,7 +63,9 @@ class TxnMetadata:
     producer_epoch: int
     timeout_ms: int
     state: TxnState = TxnState.EMPTY
-    last_producer_epoch: int = -1  # the epoch before the latest bump (KIP-360 retries)
+    # The epoch before the latest bump, when its owner may still claim the new one (a retried KIP-360
+    # bump, a timeout abort); -1 after a new instance took over.
+    last_producer_epoch: int = -1
     partitions: set[TopicPartition] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
     # group -> partition -> offset, committed with TxnOffsetCommit, applied when the transaction commits
@@ -166,19 +172,24 @@ class TransactionCoordinator:
             self.transactions[transactional_id] = meta
             self._persist(meta, now_ms)
             return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
-        if producer_id >= 0 and (
-            producer_id != meta.producer_id
-            or producer_epoch not in (meta.producer_epoch, meta.last_producer_epoch)
-        ):
+        known = producer_id >= 0  # the producer says which id and epoch it has (KIP-360)
+        if known and producer_id != meta.producer_id:
+            return InitResult(ErrorCode.PRODUCER_FENCED)
+        if known and producer_epoch != meta.producer_epoch:
+            if producer_epoch == meta.last_producer_epoch >= 0 and meta.state not in PREPARING:
+                # A retry of a bump it already got, or a claim of its epoch after a timeout abort.
+                meta.timeout_ms = timeout_ms
+                return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
             return InitResult(ErrorCode.PRODUCER_FENCED)
         if meta.state in PREPARING:
             return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         meta.timeout_ms = timeout_ms
         if meta.state is TxnState.ONGOING:
-            # The previous instance died mid-transaction: abort it, fencing it with a new epoch.
-            completion = self._prepare(meta, commit=False, bump_epoch=True, now_ms=now_ms)
+            # A new instance: the previous one died mid-transaction; abort it, fencing it with a new
+            # epoch. (The same instance, naming its epoch, may claim the new one.)
+            completion = self._prepare(meta, commit=False, bump_epoch=True, now_ms=now_ms, keep_last=known)
             return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch, abort_first=completion)
-        self._bump_epoch(meta)
+        self._bump_epoch(meta, keep_last=known)
         meta.state = TxnState.EMPTY
         meta.partitions.clear()
         meta.groups.clear()
@@ -187,12 +198,13 @@ class TransactionCoordinator:
         self._persist(meta, now_ms)
         return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
 
-    def _bump_epoch(self, meta: TxnMetadata) -> None:
+    def _bump_epoch(self, meta: TxnMetadata, keep_last: bool) -> None:
+        """Next epoch; ``keep_last``: its owner may still claim it with the old one."""
         if meta.producer_epoch >= MAX_EPOCH:
             meta.producer_id = self._allocate()
             meta.producer_epoch, meta.last_producer_epoch = 0, -1
         else:
-            meta.last_producer_epoch = meta.producer_epoch
+            meta.last_producer_epoch = meta.producer_epoch if keep_last else -1
             meta.producer_epoch += 1
 
     # --- inside a transaction -------------------------------------------------------------------
@@ -296,7 +308,7 @@ class TransactionCoordinator:
         state = meta.state
         if state is TxnState.ONGOING:
             try:
-                return self._prepare(meta, commit, bump_epoch=False, now_ms=now_ms)
+                return self._prepare(meta, commit, bump_epoch=False, now_ms=now_ms, keep_last=False)
             except StorageError as exc:
                 log.error("persisting transaction %r failed: %s", transactional_id, exc)
                 return ErrorCode.KAFKA_STORAGE_ERROR
@@ -307,9 +319,11 @@ class TransactionCoordinator:
             return ErrorCode.CONCURRENT_TRANSACTIONS
         return ErrorCode.INVALID_TXN_STATE
 
-    def _prepare(self, meta: TxnMetadata, commit: bool, bump_epoch: bool, now_ms: int) -> Completion:
+    def _prepare(
+        self, meta: TxnMetadata, commit: bool, bump_epoch: bool, now_ms: int, keep_last: bool
+    ) -> Completion:
         if bump_epoch:
-            self._bump_epoch(meta)
+            self._bump_epoch(meta, keep_last)
         meta.state = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
         self._persist(meta, now_ms)  # the decision is durable before any marker is written
         return self._completion(meta)
@@ -348,7 +362,9 @@ class TransactionCoordinator:
                     meta.producer_id,
                     meta.timeout_ms,
                 )
-                completions.append(self._prepare(meta, commit=False, bump_epoch=True, now_ms=now_ms))
+                completions.append(
+                    self._prepare(meta, commit=False, bump_epoch=True, now_ms=now_ms, keep_last=True)
+                )
         return completions
 
     def next_timeout_ms(self) -> int | None:

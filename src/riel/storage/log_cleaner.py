@@ -25,10 +25,10 @@ Kafka's algorithm, simplified where a single-node log allows it:
 Memory: the offset map holds every distinct key of the planned segments (Kafka bounds it with
 ``log.cleaner.dedupe.buffer.size`` and cleans in several passes; Riel does one pass).
 
-Transactions: control batches (markers) are kept as they are, and a cleaned segment takes over the
-aborted-transaction indexes of the segments it replaces, so read_committed consumers still skip
-aborted records. Unlike Kafka, records of aborted transactions are not removed and take part in the
-latest-per-key choice like any other (a known limit).
+Transactions (as Kafka): only segments wholly below the last stable offset are cleaned, so no
+undecided record is ever judged; records of aborted transactions are removed and never count as a
+key's latest value; control batches (markers) are kept as they are, and a cleaned segment takes over
+the aborted-transaction indexes of the segments it replaces.
 """
 
 from __future__ import annotations
@@ -97,12 +97,15 @@ class CleanPlan:
     directory: str
     groups: tuple[CleanGroup, ...]
     delete_horizon_ms: int  # tombstones with a timestamp below this are dropped
+    # (producer id, first offset, marker offset) of the aborted transactions in the planned range
+    aborted: tuple[tuple[int, int, int], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "directory": self.directory,
                 "delete_horizon_ms": self.delete_horizon_ms,
+                "aborted": [list(a) for a in self.aborted],
                 "groups": [
                     {
                         "anchor": g.anchor.hex(),
@@ -125,7 +128,8 @@ class CleanPlan:
             )
             for g in data["groups"]
         )
-        return cls(str(data["directory"]), groups, int(data["delete_horizon_ms"]))
+        aborted = tuple((int(p), int(f), int(m)) for p, f, m in data.get("aborted", []))
+        return cls(str(data["directory"]), groups, int(data["delete_horizon_ms"]), aborted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,14 +224,31 @@ def _records(mapped: mmap.mmap, position: int, header: BatchHeader) -> tuple[byt
     return body, records
 
 
-def build_offset_map(directory: Path, segments: list[SourceSegment]) -> dict[bytes, int]:
-    """``key -> offset of its latest record`` over ``segments``."""
+class _Aborted:
+    """Which transactional batches belong to aborted transactions."""
+
+    def __init__(self, aborted: tuple[tuple[int, int, int], ...]) -> None:
+        self._ranges: dict[int, list[tuple[int, int]]] = {}
+        for producer_id, first, marker in aborted:
+            self._ranges.setdefault(producer_id, []).append((first, marker))
+
+    def __contains__(self, header: BatchHeader) -> bool:
+        if not header.is_transactional or header.is_control:
+            return False
+        ranges = self._ranges.get(header.producer_id)
+        return ranges is not None and any(first <= header.base_offset < marker for first, marker in ranges)
+
+
+def build_offset_map(
+    directory: Path, segments: list[SourceSegment], aborted: _Aborted | None = None
+) -> dict[bytes, int]:
+    """``key -> offset of its latest record`` over ``segments`` (aborted records do not count)."""
     offsets: dict[bytes, int] = {}
     for source in segments:
         if not source.size:
             continue
         for mapped, position, header in _segment_batches(directory, source):
-            if header.is_control:
+            if header.is_control or (aborted is not None and header in aborted):
                 continue
             for record in _records(mapped, position, header)[1]:
                 if record.key is not None:
@@ -243,12 +264,19 @@ def _keep(record: _Rec, offsets: dict[bytes, int], horizon: int) -> bool:
 
 
 def _clean_batch(
-    mapped: mmap.mmap, position: int, header: BatchHeader, offsets: dict[bytes, int], horizon: int
+    mapped: mmap.mmap,
+    position: int,
+    header: BatchHeader,
+    offsets: dict[bytes, int],
+    horizon: int,
+    aborted: _Aborted,
 ) -> tuple[bytes | bytearray | memoryview | None, int, int]:
     """(the batch as it is to be written or None if it goes, records before, records kept)."""
     whole = memoryview(mapped)[position : position + header.size]
     if header.is_control:
         return whole, 0, 0
+    if header in aborted:
+        return None, header.records_count, 0
     body, records = _records(mapped, position, header)
     if header.timestamp_type:  # LogAppendTime: every record's timestamp is the batch's
         records = [r._replace(timestamp=header.max_timestamp) for r in records]
@@ -279,7 +307,11 @@ def _clean_batch(
 
 
 def clean_group(
-    directory: Path, group: CleanGroup, offsets: dict[bytes, int], horizon: int
+    directory: Path,
+    group: CleanGroup,
+    offsets: dict[bytes, int],
+    horizon: int,
+    aborted: _Aborted | None = None,
 ) -> CleanedGroup | None:
     """Write the group's ``.cleaned`` log and chain; None (and nothing left on disk) when the group is
     one segment that would come out unchanged."""
@@ -289,13 +321,14 @@ def clean_group(
     digest = group.anchor
     written = 0
     records_before = records_kept = 0
+    skip = aborted if aborted is not None else _Aborted(())
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         for source in group.sources:
             if not source.size:
                 continue
             for mapped, position, header in _segment_batches(directory, source):
-                batch, before, kept = _clean_batch(mapped, position, header, offsets, horizon)
+                batch, before, kept = _clean_batch(mapped, position, header, offsets, horizon, skip)
                 records_before += before
                 records_kept += kept
                 if batch is None:
@@ -330,11 +363,12 @@ def run_clean(plan: CleanPlan) -> list[CleanedGroup]:
     """Clean every group of ``plan``; the files are ready for ``commit_swap``."""
     directory = Path(plan.directory)
     sources = [source for group in plan.groups for source in group.sources]
-    offsets = build_offset_map(directory, sources)
+    aborted = _Aborted(plan.aborted)
+    offsets = build_offset_map(directory, sources, aborted)
     cleaned: list[CleanedGroup] = []
     try:
         for group in plan.groups:
-            result = clean_group(directory, group, offsets, plan.delete_horizon_ms)
+            result = clean_group(directory, group, offsets, plan.delete_horizon_ms, aborted)
             if result is not None:
                 cleaned.append(result)
     except BaseException:

@@ -992,9 +992,12 @@ class PartitionLog:
         if not force and self.dirty_ratio() < config.min_cleanable_dirty_ratio:
             return None
         runs: list[list[LogSegment]] = []
+        stable = self.last_stable_offset  # undecided transactional records are not judged yet
         for segment in self._segments[:-1]:
             if segment.next_offset <= self._log_start:
                 continue
+            if segment.next_offset > stable:
+                break
             run = runs[-1] if runs else None
             if (
                 run is None
@@ -1019,7 +1022,12 @@ class PartitionLog:
             groups.append(CleanGroup(sources, header.anchor, link))
         if not groups:
             return None
-        return CleanPlan(str(self.directory), tuple(groups), now_ms - config.delete_retention_ms)
+        end = groups[-1].end_offset
+        aborted = tuple(
+            (entry.producer_id, entry.first_offset, entry.last_offset)
+            for entry in self.aborted_transactions(self._log_start, end)
+        )
+        return CleanPlan(str(self.directory), tuple(groups), now_ms - config.delete_retention_ms, aborted)
 
     def install_clean(self, plan: CleanPlan, cleaned: list[CleanedGroup], now_ms: int) -> int:
         """Swap in what ``run_clean(plan)`` wrote (on the owner thread, after the worker finished).
