@@ -31,10 +31,8 @@ partition size before and after. Linux only (/proc). Needs confluent-kafka.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -47,11 +45,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from bench_throughput import BATCHING_PRODUCER, free_port, machine_environment, running, sigterm_to_exit
 from bench_throughput import cpu_seconds as throughput_cpu_seconds
-from bench_throughput import free_port, running
 
 TARGET_RATIO = 0.80
 WORKER_MODULE = "riel.storage.clean_worker"
@@ -251,13 +248,7 @@ def produce(bootstrap: str, topic: str, count: int, size: int, timeout: float, k
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.size": 1_000_000,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 500_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "compression.type": "none",
+            **BATCHING_PRODUCER,
             "message.timeout.ms": int(timeout * 1000),
             "delivery.report.only.error": True,
             "on_delivery": lambda err, msg: errors.append(err),
@@ -454,27 +445,10 @@ def summary(phases: list[Phase]) -> dict[str, float]:
 
 
 def environment(s: Settings) -> dict[str, str]:
-    info = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "cpus": str(os.cpu_count()),
-        "riel flush policy": s.flush,
-        "log cleaner backoff": f"{s.backoff_ms} ms",
-    }
-    with contextlib.suppress(Exception):
-        import confluent_kafka
-
-        info["confluent-kafka / librdkafka"] = (
-            f"{confluent_kafka.version()[0]} / {confluent_kafka.libversion()[0]}"
-        )
-    return info
+    return machine_environment(**{"riel flush policy": s.flush, "log cleaner backoff": f"{s.backoff_ms} ms"})
 
 
 # ------------------------------------------------------------------------------------------------ main
-
-
-def sigterm_to_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks: broker and tmp dir go
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,17 @@ def redis_cmd(redis_server: str, data_dir: Path, port: int) -> list[str]:
 
 # ---------------------------------------------------------------------------------- kafka protocol
 
+# librdkafka producer settings for throughput: acks=all, big batches, a short linger, no compression.
+BATCHING_PRODUCER: dict[str, Any] = {
+    "acks": "all",
+    "linger.ms": 5,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "compression.type": "none",
+}
+
 
 def kafka_create_topic(bootstrap: str, topic: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -157,13 +168,7 @@ def kafka_produce(bootstrap: str, topic: str, count: int, size: int, timeout: fl
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.size": 1_000_000,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 500_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "compression.type": "none",
+            **BATCHING_PRODUCER,
             "message.timeout.ms": int(timeout * 1000),
             "delivery.report.only.error": True,
             "on_delivery": lambda err, msg: errors.append(err),
@@ -543,19 +548,29 @@ def print_table(results: list[Result], reference_systems: list[str]) -> None:
         print(f"\n{r.system} {r.workload} {name} failed: {p.error}")
 
 
-def environment(flush: str) -> dict[str, str]:
+def machine_environment(**settings: str) -> dict[str, str]:
+    """Python, platform, CPUs and confluent-kafka/librdkafka versions, plus the run's ``settings``."""
     info = {
-        "python": platform.python_version(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "cpus": str(os.cpu_count()),
-        "riel flush": flush,
+        **settings,
     }
     with contextlib.suppress(Exception):
         import confluent_kafka
 
-        info["confluent-kafka"] = (
-            f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})"
+        info["confluent-kafka / librdkafka"] = (
+            f"{confluent_kafka.version()} / {confluent_kafka.libversion()[0]}"
         )
+    return info
+
+
+def sigterm_to_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks: broker and tmp dir go
+
+
+def environment(flush: str) -> dict[str, str]:
+    info = machine_environment(**{"riel flush": flush})
     with contextlib.suppress(Exception):
         import redis
 
