@@ -9,7 +9,8 @@
 One broker is started here (``python -m riel serve``, data dir in a fresh tmp dir on disk, removed at
 the end; ``--flush`` as given, default ``always`` like ``riel serve``), unless ``--bootstrap`` names
 one. Every phase produces ``--messages`` values of ``--size`` B to a fresh one-partition topic with
-confluent-kafka (acks=all, linger.ms=5, batch.size 1 MB, no compression), in one of these modes:
+confluent-kafka (acks=all, linger.ms=5 or --linger-ms, batch.size 1 MB, no compression), in one of these
+modes:
 
 * **idempotent**: ``enable.idempotence=true``, produce everything, flush;
 * **txn-N**: ``transactional.id`` set, ``init_transactions`` (not timed), then transactions of N
@@ -70,6 +71,7 @@ class Settings:
     timeout: float
     max_seconds: float
     verify: bool
+    linger_ms: int = 5
 
 
 @dataclass
@@ -145,6 +147,7 @@ def produce_phase(
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         **PRODUCER_CONF,
+        "linger.ms": s.linger_ms,
         "message.timeout.ms": int(s.timeout * 1000),
         "delivery.report.only.error": True,
         "on_delivery": lambda err, msg: errors.append(err),
@@ -378,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, help="rounds of every mode (3; smoke 1)")
     parser.add_argument(
+        "--linger-ms",
+        type=int,
+        default=5,
+        help="the producers' linger.ms (5): a small transaction waits this long for its batch",
+    )
+    parser.add_argument(
         "--flush", default="always", help="riel serve --flush (default always, as riel serve)"
     )
     parser.add_argument("--bootstrap", metavar="HOST:PORT", help="bench this broker instead of starting one")
@@ -401,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout or (20.0 if smoke else 120.0),
         max_seconds=args.max_seconds or (25.0 if smoke else 300.0),
         verify=not args.no_verify,
+        linger_ms=args.linger_ms,
     )
     if min(s.messages, s.size, s.rounds) <= 0:
         parser.error("--messages, --size and --rounds must be positive")

@@ -8,15 +8,19 @@ operator ones), TOPIC WRITE for the partitions added, GROUP READ (and TOPIC READ
 
 from __future__ import annotations
 
+import logging
+
 from riel.broker.access import allowed, group_allowed, topic_allowed
 from riel.broker.authorizer import Operation, ResourceType
 from riel.broker.context import BrokerContext
 from riel.broker.txn_driver import TransactionDriver
 from riel.coordinator.transactions import Completion, TxnMetadata, TxnState
-from riel.errors import ErrorCode
+from riel.errors import ErrorCode, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
 from riel.storage.offsets_store import CommittedOffset, TopicPartition
+
+log = logging.getLogger(__name__)
 
 # Request versions below these predate PRODUCER_FENCED (KIP-588) and get INVALID_PRODUCER_EPOCH.
 _FENCED_SINCE = {22: 4, 24: 2, 25: 2, 26: 2, 28: 2}
@@ -35,6 +39,18 @@ def _txn_allowed(ctx: BrokerContext, request: Request, operation: Operation, tra
 def _driver(ctx: BrokerContext) -> TransactionDriver:
     assert ctx.transactions is not None, "the transaction coordinator is started with the server"
     return ctx.transactions
+
+
+async def _durable(driver: TransactionDriver, error: ErrorCode) -> ErrorCode:
+    """``error``, once what the coordinator wrote for it is on disk (a success is answered only then)."""
+    if error is not ErrorCode.NONE:
+        return error
+    try:
+        await driver.durable()
+    except StorageError as exc:
+        log.error("persisting transaction state failed: %s", exc)
+        return ErrorCode.KAFKA_STORAGE_ERROR
+    return error
 
 
 async def init_transactional_producer(ctx: BrokerContext, request: Request) -> Message:
@@ -62,7 +78,10 @@ async def init_transactional_producer(ctx: BrokerContext, request: Request) -> M
     )
     if result.abort_first is not None and not await driver.carry_out(result.abort_first):
         return answer(ErrorCode.CONCURRENT_TRANSACTIONS)  # the abort is retried; so will the client
-    return answer(result.error, result.producer_id, result.producer_epoch)
+    error = await _durable(driver, result.error)
+    if error is not ErrorCode.NONE:
+        return answer(error)
+    return answer(error, result.producer_id, result.producer_epoch)
 
 
 async def handle_add_partitions_to_txn(ctx: BrokerContext, request: Request) -> Message:
@@ -91,6 +110,7 @@ async def handle_add_partitions_to_txn(ctx: BrokerContext, request: Request) -> 
                 ctx.clock_ms(),
             )
             driver.poke()
+            error = await _durable(driver, error)
             errors = dict.fromkeys(wanted, _fenced(error, request))
     return {
         "throttle_time_ms": 0,
@@ -123,6 +143,7 @@ async def handle_add_offsets_to_txn(ctx: BrokerContext, request: Request) -> Mes
             ctx.clock_ms(),
         )
         driver.poke()
+        error = await _durable(driver, error)
     return {"throttle_time_ms": 0, "error_code": _fenced(error, request)}
 
 
@@ -175,9 +196,11 @@ async def handle_txn_offset_commit(ctx: BrokerContext, request: Request) -> Mess
                     p["committed_offset"], p["committed_leader_epoch"], p["committed_metadata"] or "", now
                 )
     if offsets:
-        outcome = _driver(ctx).coordinator.txn_offset_commit(
+        driver = _driver(ctx)
+        outcome = driver.coordinator.txn_offset_commit(
             body["transactional_id"], body["producer_id"], body["producer_epoch"], group_id, offsets, now
         )
+        outcome = await _durable(driver, outcome)
         errors.update(dict.fromkeys(offsets, _fenced(outcome, request)))
     return {
         "throttle_time_ms": 0,

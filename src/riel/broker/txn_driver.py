@@ -42,6 +42,7 @@ class TransactionDriver:
         self._notify = notify_appended
         self._clock_ms = clock_ms
         self._unfinished: list[Completion] = []
+        self._syncing: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -62,6 +63,18 @@ class TransactionDriver:
                 await self._task
         self.coordinator.close()
 
+    async def durable(self) -> None:
+        """Return once every coordinator state write so far is fsync'ed: one fsync at a time, on a
+        worker thread, shared by everyone waiting. StorageError if the disk failed."""
+        store = self.coordinator.store
+        target = store.written
+        while store.synced < target:
+            running = self._syncing
+            if running is None or running.done():
+                # (A finished sync may have started before our write: then it did not cover it.)
+                running = self._syncing = asyncio.ensure_future(asyncio.to_thread(store.sync))
+            await asyncio.shield(running)
+
     def poke(self) -> None:
         """A transaction started: its timeout may be the next deadline."""
         self._wake.set()
@@ -71,6 +84,7 @@ class TransactionDriver:
         completion is then retried from the timer until it succeeds)."""
         now = self._clock_ms()
         try:
+            await self.durable()  # the decision first: a marker must never precede it on disk
             for topic, partition in completion.partitions:
                 plog = self._log.partition(topic, partition)
                 if plog is None:  # deleted meanwhile: nothing left to mark
@@ -85,6 +99,7 @@ class TransactionDriver:
                 )
                 await self._group_commit.wait_durable(plog, result.last_offset)
             self.coordinator.complete(completion, self._clock_ms())
+            await self.durable()
         except (StorageError, KafkaApiError) as exc:
             log.error("ending transaction %r failed, will retry: %s", completion.transactional_id, exc)
             if completion not in self._unfinished:

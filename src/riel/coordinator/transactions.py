@@ -141,7 +141,7 @@ class TransactionCoordinator:
         commit_offsets: Callable[[str, dict[TopicPartition, CommittedOffset], int], None],
         max_timeout_ms: int,
     ) -> None:
-        self._store = store
+        self.store = store
         self._allocate = allocate_producer_id
         self._commit_offsets = commit_offsets
         self.max_timeout_ms = max_timeout_ms
@@ -150,15 +150,15 @@ class TransactionCoordinator:
     # --- start-up -------------------------------------------------------------------------------
     def recover(self) -> list[Completion]:
         """Load the state; the transactions a crash left half-ended, to complete now."""
-        self.transactions = {ident: TxnMetadata.from_record(r) for ident, r in self._store.open().items()}
+        self.transactions = {ident: TxnMetadata.from_record(r) for ident, r in self.store.open().items()}
         return [self._completion(meta) for meta in self.transactions.values() if meta.state in PREPARING]
 
     def close(self) -> None:
-        self._store.close()
+        self.store.close()
 
     def _persist(self, meta: TxnMetadata, now_ms: int) -> None:
         meta.update_ms = now_ms
-        self._store.write(meta.to_record())
+        self.store.write(meta.to_record())
 
     # --- InitProducerId -------------------------------------------------------------------------
     def init_producer_id(

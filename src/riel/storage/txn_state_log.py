@@ -6,9 +6,11 @@ whole new state of one transactional id as JSON, prefixed by the CRC-32C of that
     1f3a9c0d {"id": "payments-1", "producer_id": 17, ...}
 
 Reading replays the lines, the last one per id wins (a line with ``"deleted": true`` removes the id).
-Every write is fsync'ed before it returns: the coordinator acknowledges nothing (a commit decision
-included) before its state is on disk, whatever the broker's flush policy. Transactions are coarse
-(a few writes each), so this costs little next to the data they cover.
+``write`` appends; ``sync`` makes everything appended so far durable (an fsync, which the broker runs
+off its event loop and shares between the writes that are waiting: see ``TransactionDriver.durable``).
+The coordinator acknowledges nothing, a commit decision included, before its state is synced, whatever
+the broker's flush policy. Transactions are coarse (a few writes each), so this costs little next to
+the data they cover.
 
 Recovery: a torn or garbled last line (a crash mid-write) fails its CRC and is dropped with everything
 after it, and the file is truncated there. When the file has grown to four times the size of the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,6 +52,9 @@ class TransactionStateLog:
         self.path = data_dir / TXN_DIR / STATE_FILE
         self._fd = -1
         self._size = 0
+        self.written = 0  # writes appended so far ...
+        self.synced = 0  # ... and how many of them an fsync has covered
+        self._fd_lock = threading.Lock()
         self._live: dict[str, bytes] = {}  # id -> its current line, for compaction
 
     def open(self) -> dict[str, dict[str, Any]]:
@@ -88,13 +94,13 @@ class TransactionStateLog:
         return states
 
     def write(self, record: dict[str, Any]) -> None:
-        """Persist the new state of ``record["id"]`` (durable when this returns)."""
+        """Append the new state of ``record["id"]`` (durable after the next ``sync``)."""
         line = _line(record)
         try:
             os.write(self._fd, line)
-            os.fsync(self._fd)
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {exc}") from exc
+        self.written += 1
         self._size += len(line)
         if record.get("deleted"):
             self._live.pop(record["id"], None)
@@ -104,16 +110,32 @@ class TransactionStateLog:
         if self._size >= COMPACT_MIN_BYTES and self._size > 4 * live:
             self._compact()
 
+    def sync(self) -> None:
+        """fsync the file; may run on another thread while the owner appends (those appends are then
+        covered or not, and stay counted as unsynced)."""
+        with self._fd_lock:  # a compaction swaps the descriptor
+            covered = self.written
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise StorageError(f"cannot fsync {self.path}: {exc}") from exc
+            self.synced = max(self.synced, covered)
+
     def _compact(self) -> None:
         data = b"".join(self._live.values())
+        with self._fd_lock:
+            self._rewrite(data)
+
+    def _rewrite(self, data: bytes) -> None:
         try:
-            write_file_atomically(self.path, data)
+            write_file_atomically(self.path, data)  # fsync'ed: every write so far is durable
             os.close(self._fd)
             self._fd = os.open(self.path, os.O_WRONLY)
             os.lseek(self._fd, len(data), os.SEEK_SET)
         except OSError as exc:
             raise StorageError(f"cannot compact {self.path}: {exc}") from exc
         self._size = len(data)
+        self.synced = self.written
 
     def close(self) -> None:
         if self._fd >= 0:

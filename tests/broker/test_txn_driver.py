@@ -1,0 +1,93 @@
+"""TransactionDriver.durable: one fsync at a time off the event loop, shared by waiters, and a write
+made while a sync runs is covered by the next sync (a waiter never spins on a finished one)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from riel.broker.durability import GroupCommit
+from riel.broker.txn_driver import TransactionDriver
+from riel.coordinator.transactions import TransactionCoordinator
+from riel.storage.txn_state_log import TransactionStateLog
+
+
+def driver(tmp_path: Path) -> tuple[TransactionDriver, TransactionStateLog]:
+    store = TransactionStateLog(tmp_path)
+    ids = itertools.count()
+    coordinator = TransactionCoordinator(store, lambda: next(ids), lambda *_: None, 60_000)
+    coordinator.recover()
+    log_manager: Any = None  # durable() never touches partitions
+    return TransactionDriver(coordinator, log_manager, GroupCommit(), lambda: None, lambda: 0), store
+
+
+def test_writes_during_a_sync_are_covered_by_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    txn, store = driver(tmp_path)
+    real_fsync = os.fsync
+    threads: set[int] = set()
+    calls = 0
+
+    def slow_fsync(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        threads.add(threading.get_ident())
+        time.sleep(0.05)  # long enough for the loop to write meanwhile
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def scenario() -> None:
+        txn.coordinator.init_producer_id("a", 10_000, -1, -1, 0)
+        first = asyncio.ensure_future(txn.durable())
+        await asyncio.sleep(0.02)  # the first sync is running now
+        txn.coordinator.init_producer_id("b", 10_000, -1, -1, 0)
+        waiters = [asyncio.ensure_future(txn.durable()) for _ in range(5)]
+        await asyncio.wait_for(asyncio.gather(first, *waiters), 5)
+
+    asyncio.run(scenario())
+    assert store.synced == store.written == 2
+    assert calls == 2  # the second write needed a second sync, which the five waiters shared
+    assert threading.get_ident() not in threads  # never on the event loop's thread
+    store.close()
+
+
+def test_nothing_written_means_no_sync(tmp_path: Path) -> None:
+    txn, store = driver(tmp_path)
+    store.sync = lambda: (_ for _ in ()).throw(AssertionError("synced"))  # type: ignore[method-assign]
+    asyncio.run(txn.durable())
+    store.close()
+
+
+def test_a_finished_sync_that_missed_a_write_is_not_waited_on_again(tmp_path: Path) -> None:
+    """The window between a sync finishing and its callbacks running: a waiter then finds a done
+    sync that did not cover its write. It must start a new one, not spin on the done one (which
+    would block the event loop for good: found by the consume-transform-produce test)."""
+    txn, store = driver(tmp_path)
+    finished = threading.Event()
+
+    async def scenario() -> None:
+        stale: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stale.set_result(None)
+        txn._syncing = stale  # finished before this write
+        txn.coordinator.init_producer_id("a", 10_000, -1, -1, 0)
+        await txn.durable()
+
+    def run() -> None:
+        asyncio.run(scenario())
+        finished.set()
+
+    worker = threading.Thread(target=run, daemon=True)  # a spinning loop cannot be cancelled
+    worker.start()
+    worker.join(5)
+    assert finished.is_set(), "durable() spun on a finished sync"
+    assert store.synced == store.written == 1
+    store.close()
