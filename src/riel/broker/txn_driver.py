@@ -98,8 +98,10 @@ class TransactionDriver:
                     defer_flush=True,
                 )
                 await self._group_commit.wait_durable(plog, result.last_offset)
+            # Not waited for: if a crash loses it, the start-up redoes the completion from the durable
+            # Prepare state (markers again, offsets again: same outcome). It cannot be lost once the
+            # producer's next transaction is under way: that one's first write is synced after it.
             self.coordinator.complete(completion, self._clock_ms())
-            await self.durable()
         except (StorageError, KafkaApiError) as exc:
             log.error("ending transaction %r failed, will retry: %s", completion.transactional_id, exc)
             if completion not in self._unfinished:

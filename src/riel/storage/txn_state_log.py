@@ -139,6 +139,11 @@ class TransactionStateLog:
 
     def close(self) -> None:
         if self._fd >= 0:
+            if self.synced < self.written:
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:  # the next open replays what made it to the disk
+                    log.error("%s: fsync at close failed: %s", self.path, exc)
             os.close(self._fd)
             self._fd = -1
 
