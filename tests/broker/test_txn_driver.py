@@ -91,3 +91,72 @@ def test_a_finished_sync_that_missed_a_write_is_not_waited_on_again(tmp_path: Pa
     assert finished.is_set(), "durable() spun on a finished sync"
     assert store.synced == store.written == 1
     store.close()
+
+
+def test_a_transaction_a_crash_left_prepared_is_completed_at_start_up(tmp_path: Path) -> None:
+    """kill -9 after the commit decision was synced but before any marker: the next start writes the
+    markers (the LSO moves past the transaction), applies the transaction's offsets, and records it
+    complete, before any client is served."""
+    from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
+    from riel.records import Record, encode_batch
+    from riel.storage.log_manager import LogManager
+    from riel.storage.offsets_store import CommittedOffset
+
+    def open_all() -> tuple[LogManager, TransactionDriver, list[tuple[str, dict[Any, Any]]]]:
+        logs = LogManager(tmp_path / "data", FlushPolicy.parse("always"), dict(TOPIC_CONFIG_DEFAULTS))
+        logs.open()
+        committed: list[tuple[str, dict[Any, Any]]] = []
+        ids = itertools.count(7)
+        coordinator = TransactionCoordinator(
+            TransactionStateLog(tmp_path / "data"),
+            lambda: next(ids),
+            lambda group, offsets, _now: committed.append((group, dict(offsets))),
+            60_000,
+        )
+        return (
+            logs,
+            TransactionDriver(coordinator, logs, GroupCommit(), lambda: None, lambda: 1_000),
+            committed,
+        )
+
+    logs, txn, _ = open_all()
+    logs.create_topic("out", 2)
+    coordinator = txn.coordinator
+    assert coordinator.recover() == []
+    init = coordinator.init_producer_id("t", 60_000, -1, -1, 0)
+    pid, epoch = init.producer_id, init.producer_epoch
+    coordinator.add_partitions("t", pid, epoch, [("out", 0), ("out", 1)], 0)
+    coordinator.add_offsets("t", pid, epoch, "g", 0)
+    coordinator.txn_offset_commit("t", pid, epoch, "g", {("in", 0): CommittedOffset(5)}, 0)
+    for partition in (0, 1):
+        plog = logs.partition("out", partition)
+        assert plog is not None
+        batch = encode_batch(
+            [Record(0, 0, None, b"v")],
+            producer_id=pid,
+            producer_epoch=epoch,
+            base_sequence=0,
+            is_transactional=True,
+        )
+        plog.append(bytearray(batch), 0)
+        assert plog.last_stable_offset == 0
+    assert coordinator.end_transaction("t", pid, epoch, True, 0) is not None
+    coordinator.store.sync()  # the decision is on disk; then the crash
+    coordinator.store.close()
+    logs.close(clean=False)
+
+    logs, txn, committed = open_all()
+
+    async def start() -> None:
+        await txn.start()
+        await txn.stop()
+
+    asyncio.run(start())
+    for partition in (0, 1):
+        plog = logs.partition("out", partition)
+        assert plog is not None
+        assert plog.log_end_offset == 2 and plog.last_stable_offset == 2  # data + COMMIT marker
+        assert plog.aborted_transactions(0, 2) == []
+    assert committed == [("g", {("in", 0): CommittedOffset(5)})]
+    assert txn.coordinator.transactions["t"].state.value == "CompleteCommit"
+    logs.close()
