@@ -205,6 +205,7 @@ class BrokerConfig:
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     log_cleaner_backoff_ms: int = 15_000  # log.cleaner.backoff.ms
     transaction_max_timeout_ms: int = 900_000  # transaction.max.timeout.ms
+    transactional_id_expiration_ms: int = 604_800_000  # transactional.id.expiration.ms (7 days)
     # The HTTP listener: web console, /metrics and /health. Port 0 picks a free port.
     http_enabled: bool = True
     http_host: str = "127.0.0.1"

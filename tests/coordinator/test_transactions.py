@@ -214,3 +214,23 @@ def test_a_torn_last_line_is_dropped(tmp_path: Path, damage: bytes) -> None:
     assert again.transactions["t"].producer_epoch == 0
     assert path.read_bytes() == good
     assert init(again) == (100, 1)
+
+
+def test_unused_transactional_ids_expire_but_never_mid_transaction(tmp_path: Path) -> None:
+    ids = itertools.count(100)
+    txn = TransactionCoordinator(
+        TransactionStateLog(tmp_path), lambda: next(ids), lambda *_: None, MAX_TIMEOUT, 1_000
+    )
+    assert txn.recover() == []
+    init(txn, "idle", now=T0)
+    pid, epoch = init(txn, "busy", now=T0)
+    txn.add_partitions("busy", pid, epoch, [("a", 0)], T0)
+    assert txn.expire_ids(T0 + 999) == []
+    assert txn.expire_ids(T0 + 1_000) == ["idle"]  # "busy" has a transaction open
+    txn.close()
+    again = TransactionCoordinator(
+        TransactionStateLog(tmp_path), lambda: next(ids), lambda *_: None, MAX_TIMEOUT
+    )
+    assert again.recover() == []
+    assert set(again.transactions) == {"busy"}  # the expiry is durable
+    assert init(again, "idle") == (102, 0)  # a returning producer starts afresh

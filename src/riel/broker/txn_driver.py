@@ -23,6 +23,7 @@ from riel.storage.log_manager import LogManager
 log = logging.getLogger(__name__)
 
 RETRY_MS = 1000  # how soon a completion that failed (a disk error) is tried again
+ID_SCAN_INTERVAL_MS = 60_000  # how often transactional ids are checked for expiry
 
 
 class TransactionDriver:
@@ -44,6 +45,7 @@ class TransactionDriver:
         self._unfinished: list[Completion] = []
         self._syncing: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._next_id_scan_ms = 0
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
@@ -116,6 +118,10 @@ class TransactionDriver:
             now = self._clock_ms()
             for completion in self.coordinator.expired(now):
                 await self.carry_out(completion)
+            if now >= self._next_id_scan_ms:  # a scan of every id: once a minute is plenty
+                self._next_id_scan_ms = now + ID_SCAN_INTERVAL_MS
+                if self.coordinator.expire_ids(now):
+                    await self.durable()
             retry, self._unfinished = self._unfinished, []
             for completion in retry:
                 await self.carry_out(completion)

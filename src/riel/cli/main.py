@@ -128,6 +128,15 @@ def cli() -> None:
     "(transaction.max.timeout.ms); longer ones get INVALID_TRANSACTION_TIMEOUT.",
 )
 @click.option(
+    "--transactional-id-expiration-ms",
+    type=click.IntRange(min=1),
+    default=604_800_000,
+    show_default=True,
+    envvar="RIEL_TRANSACTIONAL_ID_EXPIRATION_MS",
+    help="Forget a transactional id with no transaction open after this long without use "
+    "(transactional.id.expiration.ms, 7 days); its next producer starts afresh.",
+)
+@click.option(
     "--log-cleaner-backoff-ms",
     type=click.IntRange(min=1),
     default=15_000,
@@ -308,6 +317,7 @@ def serve(
     no_console: bool,
     log_cleaner_backoff_ms: int,
     transaction_max_timeout_ms: int,
+    transactional_id_expiration_ms: int,
     group_initial_rebalance_delay_ms: int,
     group_min_session_timeout_ms: int,
     offsets_retention_minutes: int,
@@ -396,6 +406,7 @@ def serve(
         retention_check_interval_ms=retention_check_interval_ms,
         log_cleaner_backoff_ms=log_cleaner_backoff_ms,
         transaction_max_timeout_ms=transaction_max_timeout_ms,
+        transactional_id_expiration_ms=transactional_id_expiration_ms,
         http_enabled=not no_http,
         http_host=http_host,
         http_port=http_port,

@@ -140,11 +140,13 @@ class TransactionCoordinator:
         allocate_producer_id: Callable[[], int],
         commit_offsets: Callable[[str, dict[TopicPartition, CommittedOffset], int], None],
         max_timeout_ms: int,
+        id_expiration_ms: int = 604_800_000,
     ) -> None:
         self.store = store
         self._allocate = allocate_producer_id
         self._commit_offsets = commit_offsets
         self.max_timeout_ms = max_timeout_ms
+        self.id_expiration_ms = id_expiration_ms
         self.transactions: dict[str, TxnMetadata] = {}
 
     # --- start-up -------------------------------------------------------------------------------
@@ -366,6 +368,21 @@ class TransactionCoordinator:
                     self._prepare(meta, commit=False, bump_epoch=True, now_ms=now_ms, keep_last=True)
                 )
         return completions
+
+    def expire_ids(self, now_ms: int) -> list[str]:
+        """Forget the transactional ids unused for ``id_expiration_ms`` with no transaction under way
+        (Kafka's transactional.id.expiration.ms), so that ids used once do not pile up for ever. A
+        producer that comes back with one starts afresh (a new producer id)."""
+        expired = [
+            meta.transactional_id
+            for meta in self.transactions.values()
+            if meta.state not in (TxnState.ONGOING, *PREPARING)
+            and now_ms - meta.update_ms >= self.id_expiration_ms
+        ]
+        for transactional_id in expired:
+            self.store.write({"id": transactional_id, "deleted": True})
+            del self.transactions[transactional_id]
+        return expired
 
     def next_timeout_ms(self) -> int | None:
         deadlines = [

@@ -90,6 +90,7 @@ class RielServer:
             ctx.producer_ids.allocate,
             coordinator.commit_transactional,
             self.config.transaction_max_timeout_ms,
+            self.config.transactional_id_expiration_ms,
         )
         self._transactions = TransactionDriver(
             transactions, self.log_manager, ctx.group_commit, ctx.notify_appended, wall_clock_ms
