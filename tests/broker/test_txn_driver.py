@@ -160,3 +160,49 @@ def test_a_transaction_a_crash_left_prepared_is_completed_at_start_up(tmp_path: 
     assert committed == [("g", {("in", 0): CommittedOffset(5)})]
     assert txn.coordinator.transactions["t"].state.value == "CompleteCommit"
     logs.close()
+
+
+def test_hanging_transactions_are_aborted_at_start_up_and_owned_ones_kept(tmp_path: Path) -> None:
+    """A partition holds an open transaction no transactional id owns (e.g. the coordinator's state
+    was lost): the start aborts it, so the LSO is free again; an owned open transaction stays open."""
+    from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
+    from riel.records import Record, encode_batch
+    from riel.storage.log_manager import LogManager
+    from riel.storage.txn_index import AbortedTxn
+
+    logs = LogManager(tmp_path / "data", FlushPolicy.parse("always"), dict(TOPIC_CONFIG_DEFAULTS))
+    logs.open()
+    logs.create_topic("t", 1)
+    plog = logs.partition("t", 0)
+    assert plog is not None
+    store = TransactionStateLog(tmp_path / "data")
+    ids = itertools.count(500)
+    coordinator = TransactionCoordinator(store, lambda: next(ids), lambda *_: None, 60_000)
+    coordinator.recover()
+    owned = coordinator.init_producer_id("owned", 60_000, -1, -1, 0)
+    coordinator.add_partitions("owned", owned.producer_id, owned.producer_epoch, [("t", 0)], 0)
+
+    def write(pid: int, epoch: int) -> None:
+        batch = encode_batch(
+            [Record(0, 0, None, b"v")],
+            producer_id=pid,
+            producer_epoch=epoch,
+            base_sequence=0,
+            is_transactional=True,
+        )
+        plog.append(bytearray(batch), 0)
+
+    write(99, 3)  # offset 0: nobody owns it
+    write(owned.producer_id, owned.producer_epoch)  # offset 1: the coordinator's ongoing transaction
+    assert plog.last_stable_offset == 0
+    txn = TransactionDriver(coordinator, logs, GroupCommit(), lambda: None, lambda: 1_000)
+
+    async def start() -> None:
+        await txn.start()
+        await txn.stop()
+
+    asyncio.run(start())
+    assert plog.aborted_transactions(0, 10) == [AbortedTxn(99, 0, 2, 1)]
+    assert plog.last_stable_offset == 1  # the owned transaction still holds it
+    assert plog.producer_state.producers[99].epoch == 3
+    logs.close()

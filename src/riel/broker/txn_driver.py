@@ -56,7 +56,37 @@ class TransactionDriver:
                 "commit" if completion.commit else "abort",
             )
             await self.carry_out(completion)
+        await self._abort_hanging()
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _abort_hanging(self) -> None:
+        """Abort transactions open in a partition that no ongoing transaction of the coordinator
+        covers (Kafka's "hanging transactions"). Riel's own order of writes cannot leave one, but a
+        lost or restored coordinator state could, and one would hold the partition's LSO for ever."""
+        now = self._clock_ms()
+        for name, info in self._log.topics().items():
+            for index in range(info.partitions):
+                plog = self._log.partition(name, index)
+                if plog is None:
+                    continue
+                for producer_id, first in list(plog.producer_state.open_transactions.items()):
+                    if self.coordinator.owns_open_transaction(producer_id, (name, index)):
+                        continue
+                    entry = plog.producer_state.producers[producer_id]
+                    epoch = max(entry.epoch, self.coordinator.epoch_of(producer_id))
+                    log.warning(
+                        "%s-%d: aborting a transaction of producer %d open since offset %d that no "
+                        "transactional id owns",
+                        name,
+                        index,
+                        producer_id,
+                        first,
+                    )
+                    try:
+                        result = plog.append_marker(producer_id, epoch, False, 0, now, defer_flush=True)
+                        await self._group_commit.wait_durable(plog, result.last_offset)
+                    except (StorageError, KafkaApiError) as exc:
+                        log.error("%s-%d: aborting the hanging transaction failed: %s", name, index, exc)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -390,6 +390,21 @@ class TransactionCoordinator:
         ]
         return min(deadlines) if deadlines else None
 
+    def owns_open_transaction(self, producer_id: int, partition: TopicPartition) -> bool:
+        """Is ``partition`` part of an ongoing transaction of ``producer_id``?"""
+        return any(
+            meta.producer_id == producer_id
+            and meta.state is TxnState.ONGOING
+            and partition in meta.partitions
+            for meta in self.transactions.values()
+        )
+
+    def epoch_of(self, producer_id: int) -> int:
+        """The coordinator's epoch for ``producer_id`` (-1 if it knows no such producer)."""
+        return max(
+            (m.producer_epoch for m in self.transactions.values() if m.producer_id == producer_id), default=-1
+        )
+
     # --- for operators --------------------------------------------------------------------------
     def pending_offsets_of(self, group_id: str) -> set[TopicPartition]:
         """Partitions of ``group_id`` with a transactional offset commit not yet decided."""
