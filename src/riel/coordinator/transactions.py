@@ -73,6 +73,14 @@ class TxnMetadata:
     start_ms: int = -1
     update_ms: int = -1
 
+    def enter(self, state: TxnState, start_ms: int) -> None:
+        """Move to ``state`` with nothing in the transaction (a new one, or one that ended)."""
+        self.state = state
+        self.partitions.clear()
+        self.groups.clear()
+        self.pending_offsets.clear()
+        self.start_ms = start_ms
+
     def to_record(self) -> dict[str, Any]:
         return {
             "id": self.transactional_id,
@@ -192,11 +200,7 @@ class TransactionCoordinator:
             completion = self._prepare(meta, commit=False, bump_epoch=True, now_ms=now_ms, keep_last=known)
             return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch, abort_first=completion)
         self._bump_epoch(meta, keep_last=known)
-        meta.state = TxnState.EMPTY
-        meta.partitions.clear()
-        meta.groups.clear()
-        meta.pending_offsets.clear()
-        meta.start_ms = -1
+        meta.enter(TxnState.EMPTY, start_ms=-1)
         self._persist(meta, now_ms)
         return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
 
@@ -222,11 +226,7 @@ class TransactionCoordinator:
 
     def _begin(self, meta: TxnMetadata, now_ms: int) -> None:
         if meta.state is not TxnState.ONGOING:
-            meta.state = TxnState.ONGOING
-            meta.partitions.clear()
-            meta.groups.clear()
-            meta.pending_offsets.clear()
-            meta.start_ms = now_ms
+            meta.enter(TxnState.ONGOING, start_ms=now_ms)
 
     def add_partitions(
         self,
@@ -347,10 +347,7 @@ class TransactionCoordinator:
         if completion.commit:
             for group, offsets in meta.pending_offsets.items():
                 self._commit_offsets(group, offsets, now_ms)
-        meta.state = TxnState.COMPLETE_COMMIT if completion.commit else TxnState.COMPLETE_ABORT
-        meta.partitions.clear()
-        meta.groups.clear()
-        meta.pending_offsets.clear()
+        meta.enter(TxnState.COMPLETE_COMMIT if completion.commit else TxnState.COMPLETE_ABORT, meta.start_ms)
         self._persist(meta, now_ms)
 
     def expired(self, now_ms: int) -> list[Completion]:
