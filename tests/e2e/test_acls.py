@@ -360,3 +360,23 @@ def test_acl_file_is_written_atomically_in_the_data_dir(acls: AclServer) -> None
     assert document["version"] == 1
     assert any(entry["principal"] == "User:erin" for entry in document["acls"])
     assert not (Path(acls.data_dir) / "acls.json.tmp").exists()
+
+
+def test_transactional_id_acl_guards_transactions(acls: AclServer) -> None:
+    """A transactional producer needs WRITE on its transactional id (and on the topic): without it
+    init_transactions fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED; with it a transaction commits."""
+    from confluent_kafka import KafkaException, Producer
+
+    topic, transactional_id = topic_name("txn-acl"), f"txn-acl-{uuid.uuid4().hex[:8]}"
+    create_topics(acls, topic)
+    allow(acls, "bob", "WRITE", "TOPIC", topic)
+    conf = confluent_conf(acls, "bob", **{"transactional.id": transactional_id})
+    with pytest.raises(KafkaException) as refused:
+        Producer(conf).init_transactions(TIMEOUT_S)
+    assert refused.value.args[0].name() == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    allow(acls, "bob", "WRITE", "TRANSACTIONAL_ID", transactional_id)
+    producer = Producer(conf)
+    producer.init_transactions(TIMEOUT_S)
+    producer.begin_transaction()
+    producer.produce(topic, b"in a transaction")
+    producer.commit_transaction(TIMEOUT_S)
