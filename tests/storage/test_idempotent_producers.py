@@ -194,3 +194,19 @@ def test_snapshot_format_roundtrip_and_damage_detection() -> None:
     for bad in (data[:-1], data + b"\x00", b"XXXX" + data[4:], data[:10]):
         with pytest.raises(ValueError):
             ProducerStateManager.from_bytes(bad)
+
+
+def test_silent_producers_expire_but_not_with_a_transaction_open(plog: PartitionLog) -> None:
+    from riel.records import Record, encode_batch
+    from riel.storage.producer_state import PRODUCER_ID_EXPIRATION_MS
+
+    produce(plog, 0, pid=1)  # timestamps NOW_MS
+    txn = encode_batch([Record(0, NOW_MS, None, b"t")], producer_id=2, producer_epoch=0, base_sequence=0,
+                       is_transactional=True)  # fmt: skip
+    plog.append(bytearray(txn), NOW_MS)
+    state = plog.producer_state
+    assert state.expire(NOW_MS + PRODUCER_ID_EXPIRATION_MS - 1) == 0
+    assert state.expire(NOW_MS + PRODUCER_ID_EXPIRATION_MS) == 1  # the transactional one stays
+    assert set(state.producers) == {2} and state.changed
+    # A later batch of the forgotten producer is taken as a new producer's (Kafka does the same).
+    assert produce(plog, 7, pid=1) == (2, 2)

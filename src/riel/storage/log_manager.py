@@ -398,6 +398,7 @@ class LogManager:
         (never of append-only topics); returns how many went. Disk errors are logged per partition."""
         deleted = 0
         for (topic, index), plog in self._logs.items():
+            plog.producer_state.expire(now_ms)  # the producers' share of retention (in memory)
             try:
                 deleted += plog.apply_retention(now_ms)
             except (OSError, StorageError) as exc:

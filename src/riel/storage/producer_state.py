@@ -40,6 +40,9 @@ from riel.records.batch_header import NO_PRODUCER_EPOCH, BatchHeader
 from riel.storage.atomic_file import write_file_atomically
 
 BATCHES_PER_PRODUCER: Final = 5  # what Kafka keeps, and what max.in.flight.requests (<= 5) relies on
+# Kafka's producer.id.expiration.ms: a producer silent this long (by its batches' timestamps) and with
+# no transaction open is forgotten, so partitions written by ever new producer ids stay small.
+PRODUCER_ID_EXPIRATION_MS: Final = 24 * 60 * 60 * 1000
 SNAPSHOT_SUFFIX: Final = ".snapshot"
 SNAPSHOTS_KEPT: Final = 2
 _INT32_MAX: Final = 2**31 - 1
@@ -96,6 +99,21 @@ class ProducerStateManager:
         # producer id -> first offset of its open transaction here: small, read on every fetch.
         self.open_transactions: dict[int, int] = {}
         self.changed = False  # since the last snapshot
+
+    def expire(self, now_ms: int, max_age_ms: int = PRODUCER_ID_EXPIRATION_MS) -> int:
+        """Forget producers with no open transaction whose last batch is older than ``max_age_ms``
+        (a later batch of one is then taken as a new producer's, as in Kafka). Returns how many."""
+        horizon = now_ms - max_age_ms
+        stale = [
+            producer_id
+            for producer_id, entry in self.producers.items()
+            if entry.txn_first_offset < 0 and entry.last_timestamp <= horizon
+        ]
+        for producer_id in stale:
+            del self.producers[producer_id]
+        if stale:
+            self.changed = True
+        return len(stale)
 
     def first_unstable_offset(self) -> int | None:
         """The first offset of the oldest open transaction, None when none is open."""
