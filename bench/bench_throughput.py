@@ -3,6 +3,7 @@
 
     python bench/bench_throughput.py                    # 1,000,000 x 100 B and 100,000 x 1 KiB
     python bench/bench_throughput.py --quick            # 10x fewer messages
+    python bench/bench_throughput.py --client kcat --no-redis   # Riel driven by kcat only
     python bench/bench_throughput.py --flush interval:10000:1000 --kafka 127.0.0.1:9092
 
 Riel is started here (``python -m riel serve``, data dir in a fresh tmp dir on disk, ``--flush`` as
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -35,6 +38,9 @@ from pathlib import Path
 from typing import Any
 
 WORKLOADS = [(1_000_000, 100), (100_000, 1024)]  # (messages, bytes per message)
+# Issue 2's targets for this 2-core machine, in messages per second (produce, consume) by message size;
+# 300 MB/s at 1 KiB is 292,969 msgs/s (MB = 10^6 bytes, as in the tables).
+TARGETS = {100: (1_500_000, 1_000_000), 1024: (300_000_000 // 1024, 300_000_000 // 1024)}
 REDIS_PIPELINE = 1_000
 REDIS_READ_COUNT = 10_000
 
@@ -45,9 +51,13 @@ class PhaseTimeout(Exception):
 
 @dataclass
 class Phase:
+    """One timed phase. ``client_cpu_s`` is the client's own CPU time (user + system) during it: the
+    Python process for confluent-kafka and redis-py (librdkafka's threads included), the kcat child."""
+
     messages: int = 0
     seconds: float = 0.0
     error: str | None = None
+    client_cpu_s: float | None = None
 
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 and not self.error else 0.0
@@ -124,6 +134,31 @@ def cpu_delta(before: float | None, pid: int | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
+def own_cpu() -> float:
+    """This process's user + system CPU time, all threads (librdkafka's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_cpu() -> float:
+    """User + system CPU time of the children waited for so far (kcat; the servers are waited for
+    only at the end, so they never count here)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sha256_mb_per_s(seconds: float = 0.5) -> float:
+    """hashlib SHA-256 over 1 MiB buffers: what Riel's hash chain (SHA-256 over every stored byte)
+    costs at least, measured on this machine in this run."""
+    data = os.urandom(1 << 20)
+    done = 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        hashlib.sha256(data).digest()
+        done += len(data)
+    return done / elapsed / 1e6
+
+
 def riel_cmd(data_dir: Path, port: int, flush: str) -> list[str]:
     return [
         sys.executable, "-m", "riel", "serve", "--data-dir", str(data_dir),
@@ -176,6 +211,7 @@ def kafka_produce(bootstrap: str, topic: str, count: int, size: int, timeout: fl
     )
     payload = os.urandom(size)
     produce, poll = producer.produce, producer.poll
+    cpu = own_cpu()
     start = time.perf_counter()
     deadline = time.monotonic() + timeout
     for i in range(count):
@@ -195,11 +231,12 @@ def kafka_produce(bootstrap: str, topic: str, count: int, size: int, timeout: fl
             poll(0)
     remaining = producer.flush(max(0.0, deadline - time.monotonic()))
     elapsed = time.perf_counter() - start
+    cpu = own_cpu() - cpu
     if remaining:
         raise PhaseTimeout(f"{remaining} messages undelivered at the deadline")
     if errors:
         return Phase(count, elapsed, f"{len(errors)} delivery errors, first: {errors[0]}")
-    return Phase(count, elapsed)
+    return Phase(count, elapsed, client_cpu_s=cpu)
 
 
 def kafka_consume(bootstrap: str, topic: str, count: int, size: int, timeout: float) -> Phase:
@@ -220,6 +257,7 @@ def kafka_consume(bootstrap: str, topic: str, count: int, size: int, timeout: fl
         }
     )
     try:
+        cpu = own_cpu()
         start = time.perf_counter()
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         deadline = time.monotonic() + timeout
@@ -236,9 +274,10 @@ def kafka_consume(bootstrap: str, topic: str, count: int, size: int, timeout: fl
                 got += 1
                 nbytes += len(msg.value() or b"")
         elapsed = time.perf_counter() - start
+        cpu = own_cpu() - cpu
         if nbytes != count * size:
             return Phase(got, elapsed, f"consumed {nbytes} bytes, expected {count * size}")
-        return Phase(got, elapsed)
+        return Phase(got, elapsed, client_cpu_s=cpu)
     finally:
         consumer.close()
 
@@ -267,12 +306,14 @@ def kcat_produce(bootstrap: str, topic: str, count: int, size: int, timeout: flo
         cmd = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-l", lines.name]
         for conf in KCAT_PRODUCER_CONF:
             cmd += ["-X", conf]
+        cpu = children_cpu()
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, timeout=timeout)
         elapsed = time.perf_counter() - start
+        cpu = children_cpu() - cpu
     if done.returncode != 0:
         return Phase(0, elapsed, f"kcat -P exited {done.returncode}: {done.stderr.decode()[-300:]}")
-    return Phase(count, elapsed)
+    return Phase(count, elapsed, client_cpu_s=cpu)
 
 
 def kcat_consume(bootstrap: str, topic: str, count: int, size: int, timeout: float) -> Phase:
@@ -301,21 +342,29 @@ def kcat_consume(bootstrap: str, topic: str, count: int, size: int, timeout: flo
         "-X",
         "queued.max.messages.kbytes=262144",
     ]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    nbytes = 0
-    deadline = time.monotonic() + timeout
-    while chunk := proc.stdout.read(1 << 20):
-        nbytes += len(chunk)
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise PhaseTimeout(f"consumed {nbytes // size} of {count}")
-    proc.wait(timeout=10)
-    elapsed = time.perf_counter() - start
+    # kcat writes the payloads to a file in memory (tmpfs) rather than to a pipe read here, so the
+    # phase measures kcat and the broker, not a Python reader competing with them for the 2 cores.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryFile(dir=shm) as out:
+        cpu = children_cpu()
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise PhaseTimeout(f"consumed {out.tell() // size} of {count}") from None
+        elapsed = time.perf_counter() - start
+        cpu = children_cpu() - cpu
+        if done.returncode != 0:
+            return Phase(0, elapsed, f"kcat -C exited {done.returncode}: {done.stderr.decode()[-300:]}")
+        out.seek(0)
+        nbytes = 0
+        while chunk := out.read(1 << 20):  # kcat_produce sent b"x" * size per message
+            if chunk.count(b"x") != len(chunk):
+                return Phase(nbytes // size, elapsed, f"unexpected bytes after {nbytes} consumed bytes")
+            nbytes += len(chunk)
     if nbytes != count * size:
         return Phase(nbytes // size, elapsed, f"consumed {nbytes} bytes, expected {count * size}")
-    return Phase(count, elapsed)
+    return Phase(count, elapsed, client_cpu_s=cpu)
 
 
 def bench_kafka(
@@ -441,18 +490,21 @@ def bench_redis(
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=max(30.0, timeout))
     stream = f"bench-{size}-{uuid.uuid4().hex[:8]}"
     try:
-        cpu = cpu_seconds(server_pid)
+        cpu, mine = cpu_seconds(server_pid), own_cpu()
         if raw:
             result.produce = redis_produce_raw(port, stream, count, size, timeout)
+        else:
+            result.produce = redis_produce(client, stream, count, size, timeout)
+        result.produce.client_cpu_s = own_cpu() - mine
+        result.produce_cpu_s = cpu_delta(cpu, server_pid)
+        if raw:
             length = client.xlen(stream)
             if length != count:
                 result.produce.error = f"stream holds {length} entries, expected {count}"
-        else:
-            result.produce = redis_produce(client, stream, count, size, timeout)
-        result.produce_cpu_s = cpu_delta(cpu, server_pid)
         if result.produce.error is None:
-            cpu = cpu_seconds(server_pid)
+            cpu, mine = cpu_seconds(server_pid), own_cpu()
             result.consume = redis_consume(client, stream, count, size, timeout)
+            result.consume.client_cpu_s = own_cpu() - mine
             result.consume_cpu_s = cpu_delta(cpu, server_pid)
         client.delete(stream)
     except Exception as exc:
@@ -481,6 +533,20 @@ def fmt_cpu(cpu_s: float | None, phase: Phase) -> str:
     return f"{cpu_s * 1e6 / phase.messages:.2f}"
 
 
+def ceiling(phase: Phase, server_cpu_s: float | None) -> float | None:
+    """Messages per second this client and server could reach if every core were busy with nothing
+    but them: cores / (client + server CPU seconds per message). An upper bound measured in the run;
+    a rate near it means the machine, not waiting, was the limit."""
+    if phase.error or not phase.messages or phase.client_cpu_s is None or server_cpu_s is None:
+        return None
+    per_message = (phase.client_cpu_s + server_cpu_s) / phase.messages
+    return (os.cpu_count() or 1) / per_message if per_message > 0 else None
+
+
+def fmt_ceiling(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def print_table(results: list[Result], reference_systems: list[str]) -> None:
     header = (
         "workload",
@@ -490,6 +556,8 @@ def print_table(results: list[Result], reference_systems: list[str]) -> None:
         "consume msg/s",
         "consume MB/s",
         "server CPU µs/msg (prod/cons)",
+        "client CPU µs/msg (prod/cons)",
+        "CPU ceiling msg/s (prod/cons)",
     )
     rows = []
     for r in results:
@@ -500,6 +568,10 @@ def print_table(results: list[Result], reference_systems: list[str]) -> None:
                 *fmt_rate(r.produce, r.size),
                 *fmt_rate(r.consume, r.size),
                 f"{fmt_cpu(r.produce_cpu_s, r.produce)} / {fmt_cpu(r.consume_cpu_s, r.consume)}",
+                f"{fmt_cpu(r.produce.client_cpu_s, r.produce)} / "
+                f"{fmt_cpu(r.consume.client_cpu_s, r.consume)}",
+                f"{fmt_ceiling(ceiling(r.produce, r.produce_cpu_s))} / "
+                f"{fmt_ceiling(ceiling(r.consume, r.consume_cpu_s))}",
             )
         )
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
@@ -548,6 +620,38 @@ def print_table(results: list[Result], reference_systems: list[str]) -> None:
         print(f"\n{r.system} {r.workload} {name} failed: {p.error}")
 
 
+def print_targets(results: list[Result], sha256_rate: float) -> None:
+    """Issue 2's targets next to what each Riel run measured and its CPU ceiling on this machine."""
+    lines = []
+    for r in results:
+        if not r.system.startswith("riel") or (r.count, r.size) not in WORKLOADS:
+            continue  # the targets are for the full workloads (not --quick or --smoke)
+        cells = []
+        for label, phase, server_cpu, target in (
+            ("produce", r.produce, r.produce_cpu_s, TARGETS[r.size][0]),
+            ("consume", r.consume, r.consume_cpu_s, TARGETS[r.size][1]),
+        ):
+            rate, top = phase.rate(), ceiling(phase, server_cpu)
+            verdict = "met" if rate >= target else "not met"
+            cells.append(f"{label} {rate:,.0f} of {target:,} msg/s {verdict} (ceiling {fmt_ceiling(top)})")
+        lines.append(f"  {r.workload} {r.system}: " + "; ".join(cells))
+    if not lines:
+        return
+    print(
+        "\nIssue 2 targets (ceiling: cores / (client + server CPU per message) measured above, the"
+        " rate if both\nwere busy all the time; a target above its ceiling cannot be met by this client"
+        " on this machine):"
+    )
+    print("\n".join(lines))
+    floors = ", ".join(
+        f"{size} B: {size / sha256_rate:.2f} µs/msg" for size in sorted({r.size for r in results})
+    )
+    print(
+        f"  SHA-256 on this machine: {sha256_rate:,.0f} MB/s, so Riel's hash chain alone costs the"
+        f" broker at least {floors} on produce."
+    )
+
+
 def machine_environment(**settings: str) -> dict[str, str]:
     """Python, platform, CPUs and confluent-kafka/librdkafka versions, plus the run's ``settings``."""
     info = {
@@ -569,8 +673,8 @@ def sigterm_to_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks: broker and tmp dir go
 
 
-def environment(flush: str) -> dict[str, str]:
-    info = machine_environment(**{"riel flush": flush})
+def environment(flush: str, sha256_rate: float) -> dict[str, str]:
+    info = machine_environment(**{"riel flush": flush, "sha-256 (hashlib)": f"{sha256_rate:,.0f} MB/s"})
     with contextlib.suppress(Exception):
         import redis
 
@@ -587,6 +691,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="10x fewer messages")
+    parser.add_argument(
+        "--smoke", action="store_true", help="100x fewer messages: checks that every phase runs"
+    )
     parser.add_argument("--flush", default="always", help="Riel --flush policy (always, os, interval:N:MS)")
     parser.add_argument("--kafka", metavar="HOST:PORT", help="also bench this Kafka-compatible broker")
     parser.add_argument("--no-redis", action="store_true", help="skip Redis Streams")
@@ -615,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workloads = []
     for count, size in WORKLOADS:
-        n = count // 10 if args.quick else count
+        n = count // 100 if args.smoke else count // 10 if args.quick else count
         workloads.append((f"{n:,} x {size} B", n, size))
 
     redis_server = None if args.no_redis else shutil.which("redis-server")
@@ -632,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="riel-bench-", dir=args.workdir))
     results: list[Result] = []
     references: list[str] = []
-    env = environment(args.flush)
+    sha256_rate = sha256_mb_per_s()
+    env = environment(args.flush, sha256_rate)
     print("Riel throughput benchmark")
     for k, v in env.items():
         print(f"  {k}: {v}")
@@ -715,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results.sort(key=lambda r: [w[0] for w in workloads].index(r.workload))
     print_table(results, references)
+    print_targets(results, sha256_rate)
     if args.json:
         args.json.write_text(
             json.dumps({"environment": env, "results": [asdict(r) for r in results]}, indent=2)
