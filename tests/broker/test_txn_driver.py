@@ -15,7 +15,12 @@ import pytest
 
 from riel.broker.durability import GroupCommit
 from riel.broker.txn_driver import TransactionDriver
-from riel.coordinator.transactions import TransactionCoordinator
+from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
+from riel.coordinator.transactions import Completion, TransactionCoordinator
+from riel.errors import ErrorCode
+from riel.records import Record, encode_batch
+from riel.storage.log_manager import LogManager
+from riel.storage.offsets_store import CommittedOffset
 from riel.storage.txn_state_log import TransactionStateLog
 
 
@@ -26,6 +31,49 @@ def driver(tmp_path: Path) -> tuple[TransactionDriver, TransactionStateLog]:
     coordinator.recover()
     log_manager: Any = None  # durable() never touches partitions
     return TransactionDriver(coordinator, log_manager, GroupCommit(), lambda: None, lambda: 0), store
+
+
+def open_all(tmp_path: Path) -> tuple[LogManager, TransactionDriver, list[tuple[str, dict[Any, Any]]]]:
+    """A log and a driver over ``tmp_path/data``, and the offsets its transactions commit."""
+    logs = LogManager(tmp_path / "data", FlushPolicy.parse("always"), dict(TOPIC_CONFIG_DEFAULTS))
+    logs.open()
+    committed: list[tuple[str, dict[Any, Any]]] = []
+    ids = itertools.count(7)
+    coordinator = TransactionCoordinator(
+        TransactionStateLog(tmp_path / "data"),
+        lambda: next(ids),
+        lambda group, offsets, _now: committed.append((group, dict(offsets))),
+        60_000,
+    )
+    return (
+        logs,
+        TransactionDriver(coordinator, logs, GroupCommit(), lambda: None, lambda: 1_000),
+        committed,
+    )
+
+
+def open_transaction_writing_out(logs: LogManager, coordinator: TransactionCoordinator) -> object:
+    """Transactional id "t" writes one record to each partition of a new topic "out" (and an offset
+    for group "g") and asks to commit: what end_transaction returned, the Completion to carry out."""
+    logs.create_topic("out", 2)
+    init = coordinator.init_producer_id("t", 60_000, -1, -1, 0)
+    pid, epoch = init.producer_id, init.producer_epoch
+    coordinator.add_partitions("t", pid, epoch, [("out", 0), ("out", 1)], 0)
+    coordinator.add_offsets("t", pid, epoch, "g", 0)
+    coordinator.txn_offset_commit("t", pid, epoch, "g", {("in", 0): CommittedOffset(5)}, 0)
+    for partition in (0, 1):
+        plog = logs.partition("out", partition)
+        assert plog is not None
+        batch = encode_batch(
+            [Record(0, 0, None, b"v")],
+            producer_id=pid,
+            producer_epoch=epoch,
+            base_sequence=0,
+            is_transactional=True,
+        )
+        plog.append(bytearray(batch), 0)
+        assert plog.last_stable_offset == 0
+    return coordinator.end_transaction("t", pid, epoch, True, 0)
 
 
 def test_writes_during_a_sync_are_covered_by_the_next_one(
@@ -97,55 +145,15 @@ def test_a_transaction_a_crash_left_prepared_is_completed_at_start_up(tmp_path: 
     """kill -9 after the commit decision was synced but before any marker: the next start writes the
     markers (the LSO moves past the transaction), applies the transaction's offsets, and records it
     complete, before any client is served."""
-    from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
-    from riel.records import Record, encode_batch
-    from riel.storage.log_manager import LogManager
-    from riel.storage.offsets_store import CommittedOffset
-
-    def open_all() -> tuple[LogManager, TransactionDriver, list[tuple[str, dict[Any, Any]]]]:
-        logs = LogManager(tmp_path / "data", FlushPolicy.parse("always"), dict(TOPIC_CONFIG_DEFAULTS))
-        logs.open()
-        committed: list[tuple[str, dict[Any, Any]]] = []
-        ids = itertools.count(7)
-        coordinator = TransactionCoordinator(
-            TransactionStateLog(tmp_path / "data"),
-            lambda: next(ids),
-            lambda group, offsets, _now: committed.append((group, dict(offsets))),
-            60_000,
-        )
-        return (
-            logs,
-            TransactionDriver(coordinator, logs, GroupCommit(), lambda: None, lambda: 1_000),
-            committed,
-        )
-
-    logs, txn, _ = open_all()
-    logs.create_topic("out", 2)
+    logs, txn, _ = open_all(tmp_path)
     coordinator = txn.coordinator
     assert coordinator.recover() == []
-    init = coordinator.init_producer_id("t", 60_000, -1, -1, 0)
-    pid, epoch = init.producer_id, init.producer_epoch
-    coordinator.add_partitions("t", pid, epoch, [("out", 0), ("out", 1)], 0)
-    coordinator.add_offsets("t", pid, epoch, "g", 0)
-    coordinator.txn_offset_commit("t", pid, epoch, "g", {("in", 0): CommittedOffset(5)}, 0)
-    for partition in (0, 1):
-        plog = logs.partition("out", partition)
-        assert plog is not None
-        batch = encode_batch(
-            [Record(0, 0, None, b"v")],
-            producer_id=pid,
-            producer_epoch=epoch,
-            base_sequence=0,
-            is_transactional=True,
-        )
-        plog.append(bytearray(batch), 0)
-        assert plog.last_stable_offset == 0
-    assert coordinator.end_transaction("t", pid, epoch, True, 0) is not None
+    assert isinstance(open_transaction_writing_out(logs, coordinator), Completion)
     coordinator.store.sync()  # the decision is on disk; then the crash
     coordinator.store.close()
     logs.close(clean=False)
 
-    logs, txn, committed = open_all()
+    logs, txn, committed = open_all(tmp_path)
 
     async def start() -> None:
         await txn.start()
@@ -205,4 +213,37 @@ def test_hanging_transactions_are_aborted_at_start_up_and_owned_ones_kept(tmp_pa
     assert plog.aborted_transactions(0, 10) == [AbortedTxn(99, 0, 2, 1)]
     assert plog.last_stable_offset == 1  # the owned transaction still holds it
     assert plog.producer_state.producers[99].epoch == 3
+    logs.close()
+
+
+def test_a_completion_survives_its_caller_being_cancelled(tmp_path: Path) -> None:
+    """The producer is killed while its EndTxn waits for the markers' fsync: the server cancels that
+    request's handler. The completion must still finish, or the transaction stays PrepareCommit and
+    the next instance's InitProducerId gets CONCURRENT_TRANSACTIONS for ever (seen in CI)."""
+    logs, txn, committed = open_all(tmp_path)
+
+    async def scenario() -> None:
+        await txn.start()
+        completion = open_transaction_writing_out(logs, txn.coordinator)
+        assert isinstance(completion, Completion)
+        handler = asyncio.ensure_future(txn.carry_out(completion))
+        await asyncio.sleep(0)  # it is waiting for the decision's fsync now
+        assert txn.coordinator.transactions["t"].state.value == "PrepareCommit"
+        handler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handler
+        deadline = time.monotonic() + 10
+        while txn.coordinator.transactions["t"].state.value != "CompleteCommit":
+            assert time.monotonic() < deadline, "the cancelled completion was never finished"
+            await asyncio.sleep(0.01)
+        again = txn.coordinator.init_producer_id("t", 60_000, -1, -1, 2_000)  # the next instance
+        assert again.error is ErrorCode.NONE
+        await txn.stop()
+
+    asyncio.run(scenario())
+    for partition in (0, 1):
+        plog = logs.partition("out", partition)
+        assert plog is not None
+        assert plog.log_end_offset == 2 and plog.last_stable_offset == 2  # data + COMMIT marker
+    assert committed == [("g", {("in", 0): CommittedOffset(5)})]
     logs.close()

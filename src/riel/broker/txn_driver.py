@@ -43,6 +43,7 @@ class TransactionDriver:
         self._notify = notify_appended
         self._clock_ms = clock_ms
         self._unfinished: list[Completion] = []
+        self._carrying: dict[str, asyncio.Task[bool]] = {}  # by transactional id: one at a time each
         self._syncing: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_id_scan_ms = 0
@@ -93,6 +94,8 @@ class TransactionDriver:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._carrying:  # completions under way finish before the state log closes
+            await asyncio.wait(list(self._carrying.values()))
         self.coordinator.close()
 
     async def durable(self) -> None:
@@ -113,7 +116,26 @@ class TransactionDriver:
 
     async def carry_out(self, completion: Completion) -> bool:
         """Write the markers, make them durable, record the outcome. False if the disk failed (the
-        completion is then retried from the timer until it succeeds)."""
+        completion is then retried from the timer until it succeeds).
+
+        The work runs in a task of the driver's own, shielded from the caller: the caller is usually a
+        request handler, which is cancelled when its client disconnects. A producer killed during
+        EndTxn must not leave its transaction in PrepareCommit with half its markers written: every
+        later InitProducerId for that id would get CONCURRENT_TRANSACTIONS until a restart (found by
+        the consume-transform-produce test)."""
+        ident = completion.transactional_id
+        running = self._carrying.get(ident)
+        if running is None or running.done():
+            running = self._carrying[ident] = asyncio.get_running_loop().create_task(
+                self._carry_out(completion)
+            )
+            running.add_done_callback(self._forget_carried)
+        return await asyncio.shield(running)
+
+    def _forget_carried(self, task: asyncio.Task[bool]) -> None:
+        self._carrying = {ident: t for ident, t in self._carrying.items() if t is not task}
+
+    async def _carry_out(self, completion: Completion) -> bool:
         now = self._clock_ms()
         try:
             await self.durable()  # the decision first: a marker must never precede it on disk
