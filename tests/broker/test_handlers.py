@@ -180,7 +180,7 @@ def test_api_versions_advertises_exactly_the_served_apis(broker: Harness) -> Non
     advertised = {k["api_key"]: (k["min_version"], k["max_version"]) for k in resp["api_keys"]}
     assert advertised == {a.key: (a.min_version, a.max_version) for a in served_apis()}
     # librdkafka < 2.11 probes these exact versions to switch features on.
-    assert advertised[0][0] == 0 and advertised[1][0] <= 4 <= advertised[1][1] <= 12
+    assert advertised[0][0] == 0 and advertised[1][0] <= 4 and advertised[1][1] >= 10
     assert advertised[2][0] <= 1 and advertised[22][0] == 0
 
 
@@ -236,6 +236,74 @@ def test_fetch_errors(broker: Harness) -> None:
     assert broker.fetch("t", 0, 3)["error_code"] == ErrorCode.OFFSET_OUT_OF_RANGE
     assert broker.fetch("t", 0, 2)["records"] == b""  # at the end: empty, never null
     assert broker.fetch("nope", 0, 0)["error_code"] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def topic_id_of(broker: Harness, name: str) -> uuid.UUID:
+    resp = broker.call(
+        3,
+        12,
+        {
+            "topics": [{"topic_id": uuid.UUID(int=0), "name": name}],
+            "allow_auto_topic_creation": False,
+            "include_topic_authorized_operations": False,
+        },
+    )
+    assert resp is not None and resp["topics"][0]["error_code"] == 0
+    topic_id: uuid.UUID = resp["topics"][0]["topic_id"]
+    assert topic_id.int != 0
+    return topic_id
+
+
+def fetch_by_id(broker: Harness, topic_id: uuid.UUID, version: int) -> dict[str, Any]:
+    resp = broker.call(
+        1,
+        version,
+        {
+            "max_wait_ms": 0,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "topics": [
+                {
+                    "topic_id": topic_id,
+                    "partitions": [
+                        {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20},
+                        {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20},
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+        },
+    )
+    assert resp is not None and resp["error_code"] == 0 and resp["session_id"] == 0
+    (topic,) = resp["responses"]
+    assert topic["topic_id"] == topic_id
+    assert len(topic["partitions"]) == 1  # asked twice, answered once
+    part: dict[str, Any] = topic["partitions"][0]
+    return part
+
+
+@pytest.mark.parametrize("version", [13, 14, 15, 16])
+def test_fetch_v13_plus_names_topics_by_id(broker: Harness, version: int) -> None:
+    """KIP-516: from v13 a fetch names its topic by ID. The right ID reads the topic; an unknown ID,
+    and the ID of a topic since deleted and created again under the same name, get UNKNOWN_TOPIC_ID
+    (so a client with stale metadata cannot read the new topic's data as the old one's)."""
+    broker.create_topic("t")
+    broker.produce("t", 0, batch(3))
+    created = topic_id_of(broker, "t")
+    part = fetch_by_id(broker, created, version)
+    assert part["error_code"] == 0 and part["high_watermark"] == 3
+    assert [r.value for r in decode_batch(bytes(part["records"]))] == [b"v0", b"v1", b"v2"]
+
+    assert fetch_by_id(broker, uuid.uuid4(), version)["error_code"] == ErrorCode.UNKNOWN_TOPIC_ID
+    assert fetch_by_id(broker, uuid.UUID(int=0), version)["error_code"] == ErrorCode.UNKNOWN_TOPIC_ID
+
+    deleted = broker.call(20, 4, {"topic_names": ["t"], "timeout_ms": 1000})
+    assert deleted is not None and deleted["responses"][0]["error_code"] == 0
+    broker.create_topic("t")
+    again = topic_id_of(broker, "t")
+    assert again != created
+    assert fetch_by_id(broker, created, version)["error_code"] == ErrorCode.UNKNOWN_TOPIC_ID
+    assert fetch_by_id(broker, again, version)["high_watermark"] == 0
 
 
 def test_produce_errors(broker: Harness) -> None:

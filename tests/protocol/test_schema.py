@@ -155,7 +155,7 @@ def test_fields_are_kafkas_for_every_advertised_version(api: ApiSchema, kind: st
 def test_advertised_ranges() -> None:
     ranges = {api.name: (api.min_version, api.max_version) for api in ALL}
     assert ranges == {
-        "Produce": (0, 9), "Fetch": (4, 12), "ListOffsets": (1, 7), "Metadata": (0, 12),
+        "Produce": (0, 9), "Fetch": (4, 16), "ListOffsets": (1, 7), "Metadata": (0, 12),
         "OffsetCommit": (2, 8), "OffsetFetch": (1, 8), "FindCoordinator": (0, 4), "JoinGroup": (0, 7),
         "Heartbeat": (0, 4), "LeaveGroup": (0, 4), "SyncGroup": (0, 5), "DescribeGroups": (0, 5),
         "ListGroups": (0, 4), "ApiVersions": (0, 3), "CreateTopics": (2, 5), "DeleteTopics": (1, 4),

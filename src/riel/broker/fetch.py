@@ -4,11 +4,16 @@ Limits follow KIP-74: ``max_bytes`` caps the response and ``partition_max_bytes`
 first batch of the first partition that has data is returned whole even when it is larger, so a
 consumer can never get stuck behind a big batch. Riel holds no fetch sessions (KIP-227 lets a broker
 decline them by answering session id 0), so every fetch is a full fetch.
+
+From v13 topics are named by topic ID (KIP-516): an ID this broker does not know, including one of a
+topic deleted and created again under the same name, gets UNKNOWN_TOPIC_ID for each partition asked,
+so a client holding stale metadata refreshes it instead of reading another topic's data.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 
 from riel.broker.access import topic_allowed
 from riel.broker.authorizer import Operation
@@ -19,6 +24,7 @@ from riel.protocol.schema import Message
 from riel.storage.partition_log import FileSlice
 
 READ_COMMITTED = 1
+TOPIC_ID_VERSION = 13  # topics named by ID instead of name
 
 
 async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
@@ -34,10 +40,10 @@ async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
         }
     if ctx.quotas is not None and (cap := ctx.quotas.max_fetch_bytes(request.client_id)) is not None:
         body["max_bytes"] = min(body["max_bytes"], cap) if body["max_bytes"] > 0 else cap
-    denied = {
-        t["topic"] for t in body["topics"] if not topic_allowed(ctx, request, Operation.READ, t["topic"])
-    }
     while True:
+        # Names are looked up again on every pass of the long poll: a topic deleted (and perhaps
+        # created again) while this fetch waits must answer UNKNOWN_TOPIC_ID, not serve its successor.
+        denied = _resolve_topics(ctx, request, body)
         responses, total_bytes, errored, served = _read_all(ctx, body, denied)
         remaining = deadline - time.monotonic()
         if total_bytes >= body["min_bytes"] or errored or remaining <= 0:
@@ -52,6 +58,19 @@ async def handle_fetch(ctx: BrokerContext, request: Request) -> Message:
         await ctx.wait_for_append(remaining)
 
 
+def _resolve_topics(ctx: BrokerContext, request: Request, body: Message) -> set[str]:
+    """Name each topic of a v13+ fetch by its ID (None: unknown ID); the names READ is denied on."""
+    if request.api_version >= TOPIC_ID_VERSION:
+        for topic in body["topics"]:
+            info = ctx.log.topic_by_id(topic["topic_id"])
+            topic["topic"] = info.name if info is not None else None
+    return {
+        t["topic"]
+        for t in body["topics"]
+        if t["topic"] is not None and not topic_allowed(ctx, request, Operation.READ, t["topic"])
+    }
+
+
 def _read_all(
     ctx: BrokerContext, body: Message, denied: set[str] | None = None
 ) -> tuple[list[Message], int, bool, list[tuple[str, int, int]]]:
@@ -64,14 +83,15 @@ def _read_all(
     errored = False
     responses: list[Message] = []
     served: list[tuple[str, int, int]] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str | uuid.UUID, int]] = set()
     for topic in body["topics"]:
-        name = topic["topic"]
+        name: str | None = topic["topic"]  # None: a topic ID this broker does not know (v13+)
         partitions: list[Message] = []
+        key = name if name is not None else topic["topic_id"]
         for part in topic["partitions"]:
-            if (name, part["partition"]) in seen:
+            if (key, part["partition"]) in seen:
                 continue  # asked twice: read (and hold a file descriptor) once
-            seen.add((name, part["partition"]))
+            seen.add((key, part["partition"]))
             entry: Message = {
                 "partition_index": part["partition"],
                 "error_code": 0,
@@ -83,6 +103,10 @@ def _read_all(
                 "records": b"",
             }
             partitions.append(entry)
+            if name is None:
+                entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
+                errored = True
+                continue
             if denied and name in denied:
                 entry["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
                 errored = True
@@ -118,7 +142,7 @@ def _read_all(
                 entry["records"] = chunk
                 total += chunk.size
                 served.append((name, chunk.size, max(0, next_offset - fetch_offset)))
-        responses.append({"topic": name, "partitions": partitions})
+        responses.append({"topic": name, "topic_id": topic.get("topic_id"), "partitions": partitions})
     return responses, total, errored, served
 
 

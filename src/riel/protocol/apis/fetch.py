@@ -1,16 +1,41 @@
-"""Fetch (key 1): read record batches from partitions, optionally within an incremental fetch session."""
+"""Fetch (key 1): read record batches from partitions, optionally within an incremental fetch session.
 
-from riel.protocol.schema import INT8, INT16, INT32, INT64, RECORDS, STRING, ApiSchema, Array, Field
+v13 names topics by topic ID instead of name (KIP-516), v15 moves the replica id into a tagged
+``replica_state`` (KIP-903), v16 adds the tagged ``node_endpoints`` a client uses to find a new leader
+(KIP-951); v14 changes nothing on the wire (tiered storage's OFFSET_MOVED_TO_TIERED_STORAGE).
+"""
+
+from riel.protocol.schema import (
+    INT8,
+    INT16,
+    INT32,
+    INT64,
+    RECORDS,
+    STRING,
+    UUID,
+    ApiSchema,
+    Array,
+    Field,
+)
 
 FETCH = ApiSchema(
     key=1,
     name="Fetch",
     min_version=4,
-    max_version=12,
+    max_version=16,
     flexible="12+",
     request=(
         Field("cluster_id", STRING, "12+", nullable="12+", tag=0, default=None),
         Field("replica_id", INT32, "0-14", default=-1),
+        Field(
+            "replica_state",
+            [
+                Field("replica_id", INT32, "15+", default=-1),
+                Field("replica_epoch", INT64, "15+", default=-1),
+            ],
+            "15+",
+            tag=1,
+        ),
         Field("max_wait_ms", INT32),
         Field("min_bytes", INT32),
         Field("max_bytes", INT32, "3+", default=0x7FFFFFFF),
@@ -22,6 +47,7 @@ FETCH = ApiSchema(
             Array(
                 [
                     Field("topic", STRING, "0-12"),
+                    Field("topic_id", UUID, "13+"),
                     Field(
                         "partitions",
                         Array(
@@ -43,6 +69,7 @@ FETCH = ApiSchema(
             Array(
                 [
                     Field("topic", STRING, "7-12"),
+                    Field("topic_id", UUID, "13+"),
                     Field("partitions", Array(INT32), "7+"),
                 ]
             ),
@@ -59,6 +86,7 @@ FETCH = ApiSchema(
             Array(
                 [
                     Field("topic", STRING, "0-12"),
+                    Field("topic_id", UUID, "13+"),
                     Field(
                         "partitions",
                         Array(
@@ -113,6 +141,19 @@ FETCH = ApiSchema(
                     ),
                 ]
             ),
+        ),
+        Field(
+            "node_endpoints",
+            Array(
+                [
+                    Field("node_id", INT32, "16+"),
+                    Field("host", STRING, "16+"),
+                    Field("port", INT32, "16+"),
+                    Field("rack", STRING, "16+", nullable="16+", default=None),
+                ]
+            ),
+            "16+",
+            tag=0,
         ),
     ),
 )
