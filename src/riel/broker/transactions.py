@@ -18,6 +18,7 @@ from riel.coordinator.transactions import Completion, TxnMetadata, TxnState
 from riel.errors import ErrorCode, StorageError
 from riel.protocol.headers import Request
 from riel.protocol.schema import Message
+from riel.records import BATCH_HEADER_SIZE, read_header
 from riel.storage.offsets_store import CommittedOffset, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -226,12 +227,11 @@ def verify_transactional_produce(
     """Produce with a transactional id: may these batches go into this partition now?"""
     if not _txn_allowed(ctx, request, Operation.WRITE, request.body["transactional_id"]):
         return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    if records is None or len(records) < 61:
+    if records is None or len(records) < BATCH_HEADER_SIZE:
         return ErrorCode.NONE  # nothing to write, or malformed: the log's validation answers
-    producer_id = int.from_bytes(records[43:51], "big", signed=True)
-    epoch = int.from_bytes(records[51:53], "big", signed=True)
+    header = read_header(records)
     return _driver(ctx).coordinator.verify_produce(
-        request.body["transactional_id"], producer_id, epoch, (topic, partition)
+        request.body["transactional_id"], header.producer_id, header.producer_epoch, (topic, partition)
     )
 
 
