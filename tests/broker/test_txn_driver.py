@@ -21,6 +21,7 @@ from riel.errors import ErrorCode
 from riel.records import Record, encode_batch
 from riel.storage.log_manager import LogManager
 from riel.storage.offsets_store import CommittedOffset
+from riel.storage.partition_log import PartitionLog
 from riel.storage.txn_state_log import TransactionStateLog
 
 
@@ -64,16 +65,21 @@ def open_transaction_writing_out(logs: LogManager, coordinator: TransactionCoord
     for partition in (0, 1):
         plog = logs.partition("out", partition)
         assert plog is not None
-        batch = encode_batch(
-            [Record(0, 0, None, b"v")],
-            producer_id=pid,
-            producer_epoch=epoch,
-            base_sequence=0,
-            is_transactional=True,
-        )
-        plog.append(bytearray(batch), 0)
+        append_transactional(plog, pid, epoch)
         assert plog.last_stable_offset == 0
     return coordinator.end_transaction("t", pid, epoch, True, 0)
+
+
+def append_transactional(plog: PartitionLog, producer_id: int, epoch: int) -> None:
+    """One transactional record, b"v", from ``producer_id`` at ``epoch``."""
+    batch = encode_batch(
+        [Record(0, 0, None, b"v")],
+        producer_id=producer_id,
+        producer_epoch=epoch,
+        base_sequence=0,
+        is_transactional=True,
+    )
+    plog.append(bytearray(batch), 0)
 
 
 def test_writes_during_a_sync_are_covered_by_the_next_one(
@@ -173,9 +179,6 @@ def test_a_transaction_a_crash_left_prepared_is_completed_at_start_up(tmp_path: 
 def test_hanging_transactions_are_aborted_at_start_up_and_owned_ones_kept(tmp_path: Path) -> None:
     """A partition holds an open transaction no transactional id owns (e.g. the coordinator's state
     was lost): the start aborts it, so the LSO is free again; an owned open transaction stays open."""
-    from riel.config import TOPIC_CONFIG_DEFAULTS, FlushPolicy
-    from riel.records import Record, encode_batch
-    from riel.storage.log_manager import LogManager
     from riel.storage.txn_index import AbortedTxn
 
     logs = LogManager(tmp_path / "data", FlushPolicy.parse("always"), dict(TOPIC_CONFIG_DEFAULTS))
@@ -191,14 +194,7 @@ def test_hanging_transactions_are_aborted_at_start_up_and_owned_ones_kept(tmp_pa
     coordinator.add_partitions("owned", owned.producer_id, owned.producer_epoch, [("t", 0)], 0)
 
     def write(pid: int, epoch: int) -> None:
-        batch = encode_batch(
-            [Record(0, 0, None, b"v")],
-            producer_id=pid,
-            producer_epoch=epoch,
-            base_sequence=0,
-            is_transactional=True,
-        )
-        plog.append(bytearray(batch), 0)
+        append_transactional(plog, pid, epoch)
 
     write(99, 3)  # offset 0: nobody owns it
     write(owned.producer_id, owned.producer_epoch)  # offset 1: the coordinator's ongoing transaction
