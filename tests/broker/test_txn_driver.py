@@ -70,6 +70,15 @@ def open_transaction_writing_out(logs: LogManager, coordinator: TransactionCoord
     return coordinator.end_transaction("t", pid, epoch, True, 0)
 
 
+def assert_out_committed(logs: LogManager) -> None:
+    """Both partitions of "out" hold the record and a COMMIT marker, and nothing is held back."""
+    for partition in (0, 1):
+        plog = logs.partition("out", partition)
+        assert plog is not None
+        assert plog.log_end_offset == 2 and plog.last_stable_offset == 2  # data + COMMIT marker
+        assert plog.aborted_transactions(0, 2) == []
+
+
 def append_transactional(plog: PartitionLog, producer_id: int, epoch: int) -> None:
     """One transactional record, b"v", from ``producer_id`` at ``epoch``."""
     batch = encode_batch(
@@ -166,11 +175,7 @@ def test_a_transaction_a_crash_left_prepared_is_completed_at_start_up(tmp_path: 
         await txn.stop()
 
     asyncio.run(start())
-    for partition in (0, 1):
-        plog = logs.partition("out", partition)
-        assert plog is not None
-        assert plog.log_end_offset == 2 and plog.last_stable_offset == 2  # data + COMMIT marker
-        assert plog.aborted_transactions(0, 2) == []
+    assert_out_committed(logs)
     assert committed == [("g", {("in", 0): CommittedOffset(5)})]
     assert txn.coordinator.transactions["t"].state.value == "CompleteCommit"
     logs.close()
@@ -237,9 +242,6 @@ def test_a_completion_survives_its_caller_being_cancelled(tmp_path: Path) -> Non
         await txn.stop()
 
     asyncio.run(scenario())
-    for partition in (0, 1):
-        plog = logs.partition("out", partition)
-        assert plog is not None
-        assert plog.log_end_offset == 2 and plog.last_stable_offset == 2  # data + COMMIT marker
+    assert_out_committed(logs)
     assert committed == [("g", {("in", 0): CommittedOffset(5)})]
     logs.close()
